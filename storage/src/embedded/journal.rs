@@ -1,0 +1,187 @@
+//! One journal's redb file: its records and its latest snapshot.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, PoisonError};
+
+use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
+
+use super::{begin_durable_write, reading, writing};
+use crate::error::StorageError;
+use crate::store::{JournalId, Record};
+
+/// Records keyed by seq.
+const EVENTS: TableDefinition<u64, &[u8]> = TableDefinition::new("events");
+/// At most one entry: the latest snapshot, keyed by the seq it was taken at.
+const SNAPSHOT: TableDefinition<u64, &[u8]> = TableDefinition::new("snapshot");
+
+/// redb's page cache per journal file. Its default (1 GiB) is sized for one database per
+/// process; with one file per shard it would let a few busy shards take the machine's memory.
+/// Recovery reads a journal once, front to back, so a small cache costs little.
+const JOURNAL_CACHE_SIZE_BYTES: usize = 32 * 1024 * 1024;
+
+/// Caps the up-front allocation of a read so that a caller passing `usize::MAX` as "all" does
+/// not allocate for records that do not exist.
+const READ_PREALLOC_RECORDS_MAX: usize = 4096;
+
+/// An open journal file.
+pub(super) struct JournalFile {
+    /// The file, named in error messages.
+    path: PathBuf,
+    /// The redb database in the file.
+    db: Database,
+    /// Held across the fence check and the commit, so two appenders cannot both pass the check.
+    append_lock: Mutex<()>,
+    /// Highest committed seq. Changed only under `append_lock` and only after a commit
+    /// succeeded; read without the lock so `last_seq` never waits behind an fsync.
+    last_seq: AtomicU64,
+}
+
+impl JournalFile {
+    /// Opens or creates the file and loads its last seq.
+    pub(super) fn open(path: PathBuf) -> Result<JournalFile, StorageError> {
+        let db = Database::builder()
+            .set_cache_size(JOURNAL_CACHE_SIZE_BYTES)
+            .create(&path)
+            .map_err(writing(&path))?;
+        let last_seq = last_key(&db, &path, EVENTS)?.unwrap_or(0);
+        Ok(JournalFile {
+            path,
+            db,
+            append_lock: Mutex::new(()),
+            last_seq: AtomicU64::new(last_seq),
+        })
+    }
+
+    pub(super) fn last_seq(&self) -> u64 {
+        self.last_seq.load(Ordering::Acquire)
+    }
+
+    pub(super) fn append(
+        &self,
+        journal: JournalId,
+        first_seq: u64,
+        events: &[&[u8]],
+    ) -> Result<(), StorageError> {
+        // The guard protects no data of its own and `last_seq` is only stored after a
+        // successful commit, so a panic while it was held left nothing half-done.
+        let _guard = self
+            .append_lock
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let last_seq = self.last_seq.load(Ordering::Acquire);
+        let expected = last_seq.saturating_add(1);
+        if first_seq != expected {
+            return Err(StorageError::SequenceMismatch {
+                journal,
+                expected,
+                got: first_seq,
+            });
+        }
+        let Some(new_last_seq) = u64::try_from(events.len())
+            .ok()
+            .and_then(|count| last_seq.checked_add(count))
+        else {
+            return Err(StorageError::Backend(format!(
+                "journal {journal}: a batch of {} records would overflow the seq counter",
+                events.len()
+            )));
+        };
+        if events.is_empty() {
+            return Ok(());
+        }
+        let txn = begin_durable_write(&self.db, &self.path)?;
+        {
+            let mut table = txn.open_table(EVENTS).map_err(writing(&self.path))?;
+            for (seq, event) in (first_seq..=new_last_seq).zip(events) {
+                table.insert(seq, *event).map_err(writing(&self.path))?;
+            }
+        }
+        // An error before here drops `txn`, which aborts it: none of the batch is kept.
+        txn.commit().map_err(writing(&self.path))?;
+        self.last_seq.store(new_last_seq, Ordering::Release);
+        Ok(())
+    }
+
+    pub(super) fn read(&self, from_seq: u64, max: usize) -> Result<Vec<Record>, StorageError> {
+        if max == 0 || from_seq > self.last_seq() {
+            return Ok(Vec::new());
+        }
+        let txn = self.db.begin_read().map_err(reading(&self.path))?;
+        let table = match txn.open_table(EVENTS) {
+            Ok(table) => table,
+            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
+            Err(err) => return Err(reading(&self.path)(err)),
+        };
+        let mut records = Vec::with_capacity(max.min(READ_PREALLOC_RECORDS_MAX));
+        // Seqs are dense from 1 up to `last_seq`, so every record's seq is known in advance.
+        let mut expected = from_seq.max(1);
+        for entry in table
+            .range(from_seq..)
+            .map_err(reading(&self.path))?
+            .take(max)
+        {
+            let (seq, payload) = entry.map_err(reading(&self.path))?;
+            let seq = seq.value();
+            // A gap means the file was damaged or edited; returning it would replay wrong state.
+            if seq != expected {
+                return Err(StorageError::Corrupt {
+                    path: self.path.clone(),
+                    detail: format!("expected record {expected}, found record {seq}"),
+                });
+            }
+            expected = expected.saturating_add(1);
+            records.push(Record {
+                seq,
+                payload: payload.value().to_vec(),
+            });
+        }
+        Ok(records)
+    }
+
+    pub(super) fn save_snapshot(&self, seq: u64, state: &[u8]) -> Result<(), StorageError> {
+        let txn = begin_durable_write(&self.db, &self.path)?;
+        {
+            let mut table = txn.open_table(SNAPSHOT).map_err(writing(&self.path))?;
+            table.retain(|_, _| false).map_err(writing(&self.path))?;
+            table.insert(seq, state).map_err(writing(&self.path))?;
+        }
+        txn.commit().map_err(writing(&self.path))
+    }
+
+    pub(super) fn load_snapshot(&self) -> Result<Option<(u64, Vec<u8>)>, StorageError> {
+        let txn = self.db.begin_read().map_err(reading(&self.path))?;
+        let table = match txn.open_table(SNAPSHOT) {
+            Ok(table) => table,
+            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
+            Err(err) => return Err(reading(&self.path)(err)),
+        };
+        let latest = table.last().map_err(reading(&self.path))?;
+        Ok(latest.map(|(seq, state)| (seq.value(), state.value().to_vec())))
+    }
+
+    pub(super) fn has_snapshot(&self) -> Result<bool, StorageError> {
+        let txn = self.db.begin_read().map_err(reading(&self.path))?;
+        match txn.open_table(SNAPSHOT) {
+            Ok(table) => Ok(!table.is_empty().map_err(reading(&self.path))?),
+            Err(redb::TableError::TableDoesNotExist(_)) => Ok(false),
+            Err(err) => Err(reading(&self.path)(err)),
+        }
+    }
+}
+
+/// The highest key of `table`, `None` if it is empty or was never created.
+fn last_key(
+    db: &Database,
+    path: &Path,
+    table: TableDefinition<u64, &[u8]>,
+) -> Result<Option<u64>, StorageError> {
+    let txn = db.begin_read().map_err(reading(path))?;
+    let table = match txn.open_table(table) {
+        Ok(table) => table,
+        Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
+        Err(err) => return Err(reading(path)(err)),
+    };
+    let last = table.last().map_err(reading(path))?;
+    Ok(last.map(|(key, _)| key.value()))
+}
