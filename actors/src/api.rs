@@ -76,6 +76,12 @@ pub enum Refusal {
     /// The account or merchant id is taken.
     #[error("already registered")]
     AlreadyRegistered,
+    /// The coupon or redemption code is not well-formed (mistyped or truncated).
+    #[error("not a valid coupon code")]
+    InvalidCode,
+    /// The code is well-formed but fails its integrity check (forged or altered).
+    #[error("the coupon code failed its integrity check")]
+    ForgedCode,
     /// The action does not fit the campaign's status (e.g. resume a campaign that is not paused).
     #[error("not allowed in the campaign's current status: {0}")]
     WrongStatus(String),
@@ -107,6 +113,8 @@ impl Refusal {
             Refusal::BudgetExhausted => "budget_exhausted",
             Refusal::AlreadyRegistered => "already_registered",
             Refusal::WrongStatus(_) => "wrong_status",
+            Refusal::InvalidCode => "invalid_code",
+            Refusal::ForgedCode => "forged_code",
         }
     }
 }

@@ -4,8 +4,8 @@
 //! each shard applies a batch of commands to memory, appends the batch's events to
 //! its journal in one durable write, and only then replies.
 
-pub mod domain;
 pub mod api;
+pub mod domain;
 pub mod engine;
 
 pub use engine::{Clock, Engine, EngineConfig, Keys, StartError};

@@ -29,7 +29,10 @@ pub struct FieldError {
 }
 
 fn err(field: impl Into<String>, reason: impl Into<String>) -> FieldError {
-    FieldError { field: field.into(), reason: reason.into() }
+    FieldError {
+        field: field.into(),
+        reason: reason.into(),
+    }
 }
 
 /// A campaign as submitted by a manager.
@@ -130,7 +133,11 @@ pub struct Limits {
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits { per_tier_per_round: 1, per_round: None, per_day: None }
+        Limits {
+            per_tier_per_round: 1,
+            per_round: None,
+            per_day: None,
+        }
     }
 }
 
@@ -214,10 +221,15 @@ impl Discount {
         }
         let discount = match *self {
             Discount::Fixed { off, .. } => off.min(order),
-            Discount::Percent { basis_points, cap, .. } => percent_of_half_up(order, basis_points).min(cap),
+            Discount::Percent {
+                basis_points, cap, ..
+            } => percent_of_half_up(order, basis_points).min(cap),
         };
         assert!(discount <= order, "a discount never exceeds the order");
-        Some(Priced { discount, payable: order.saturating_sub(discount) })
+        Some(Priced {
+            discount,
+            payable: order.saturating_sub(discount),
+        })
     }
 }
 
@@ -302,10 +314,16 @@ fn tier_discount(i: usize, t: &TierSpec, errors: &mut Vec<FieldError>) -> Option
     match t.kind {
         TierKind::Fixed | TierKind::Cash => {
             if t.percent.is_some() || t.cap_fen.is_some() {
-                errors.push(err(f("kind"), "percent and cap_fen belong to kind \"percent\""));
+                errors.push(err(
+                    f("kind"),
+                    "percent and cap_fen belong to kind \"percent\"",
+                ));
             }
             if t.kind == TierKind::Cash && t.min_spend_fen != 0 {
-                errors.push(err(f("min_spend_fen"), "a cash tier has no threshold; use kind \"fixed\""));
+                errors.push(err(
+                    f("min_spend_fen"),
+                    "a cash tier has no threshold; use kind \"fixed\"",
+                ));
             }
             let Some(off) = t.discount_fen else {
                 errors.push(err(f("discount_fen"), "required for fixed and cash tiers"));
@@ -323,14 +341,20 @@ fn tier_discount(i: usize, t: &TierSpec, errors: &mut Vec<FieldError>) -> Option
                 }
             };
             if min_spend > Fen::ZERO && off > min_spend {
-                errors.push(err(f("discount_fen"), "must not exceed min_spend_fen (the tier's own threshold)"));
+                errors.push(err(
+                    f("discount_fen"),
+                    "must not exceed min_spend_fen (the tier's own threshold)",
+                ));
                 return None;
             }
             Some(Discount::Fixed { off, min_spend })
         }
         TierKind::Percent => {
             if t.discount_fen.is_some() {
-                errors.push(err(f("discount_fen"), "a percent tier takes percent and cap_fen"));
+                errors.push(err(
+                    f("discount_fen"),
+                    "a percent tier takes percent and cap_fen",
+                ));
             }
             let Some(p) = t.percent else {
                 errors.push(err(f("percent"), "required for percent tiers"));
@@ -347,7 +371,10 @@ fn tier_discount(i: usize, t: &TierSpec, errors: &mut Vec<FieldError>) -> Option
                 return None;
             }
             let Some(cap) = t.cap_fen else {
-                errors.push(err(f("cap_fen"), "required for percent tiers: it bounds the budget"));
+                errors.push(err(
+                    f("cap_fen"),
+                    "required for percent tiers: it bounds the budget",
+                ));
                 return None;
             };
             let cap = match Fen::new(cap) {
@@ -362,7 +389,11 @@ fn tier_discount(i: usize, t: &TierSpec, errors: &mut Vec<FieldError>) -> Option
                 }
             };
             // bp is an integer in 1..=9999 here, so the cast is exact.
-            Some(Discount::Percent { basis_points: bp as u32, cap, min_spend })
+            Some(Discount::Percent {
+                basis_points: bp as u32,
+                cap,
+                min_spend,
+            })
         }
     }
 }
@@ -376,7 +407,10 @@ impl CampaignSpec {
         let timezone: Option<Tz> = match self.timezone.parse() {
             Ok(tz) => Some(tz),
             Err(_) => {
-                errors.push(err("timezone", "not an IANA time zone name, e.g. Asia/Shanghai"));
+                errors.push(err(
+                    "timezone",
+                    "not an IANA time zone name, e.g. Asia/Shanghai",
+                ));
                 None
             }
         };
@@ -395,36 +429,62 @@ impl CampaignSpec {
         }
         let elig = &self.eligibility;
         if elig.categories.is_empty() {
-            errors.push(err("eligibility.categories", "name at least one merchant category"));
+            errors.push(err(
+                "eligibility.categories",
+                "name at least one merchant category",
+            ));
         }
         if elig.categories.contains(&Category::Utility) {
-            errors.push(err("eligibility.categories", "coupons never apply to utility bills, taxes or fees"));
+            errors.push(err(
+                "eligibility.categories",
+                "coupons never apply to utility bills, taxes or fees",
+            ));
         }
         for (i, r) in elig.regions.iter().enumerate() {
             if !valid_region(r) {
-                errors.push(err(format!("eligibility.regions[{i}]"), "1-32 of a-z, 0-9, _"));
+                errors.push(err(
+                    format!("eligibility.regions[{i}]"),
+                    "1-32 of a-z, 0-9, _",
+                ));
             }
         }
         if elig.merchants.len() > ALLOWLIST_MERCHANTS_MAX {
-            errors.push(err("eligibility.merchants", format!("at most {ALLOWLIST_MERCHANTS_MAX}")));
+            errors.push(err(
+                "eligibility.merchants",
+                format!("at most {ALLOWLIST_MERCHANTS_MAX}"),
+            ));
         }
         for (i, m) in elig.merchants.iter().enumerate() {
             if !valid_id(m) {
-                errors.push(err(format!("eligibility.merchants[{i}]"), "not a merchant id"));
+                errors.push(err(
+                    format!("eligibility.merchants[{i}]"),
+                    "not a merchant id",
+                ));
             }
         }
         let mut rounds = Vec::with_capacity(self.rounds.len());
         if let Some(tz) = timezone {
             for (i, r) in self.rounds.iter().enumerate() {
                 match (local_to_ms(tz, r.start), local_to_ms(tz, r.end)) {
-                    (Some(s), Some(e)) if s < e => rounds.push(Round { start_ms: s, end_ms: e }),
-                    (Some(_), Some(_)) => errors.push(err(format!("rounds[{i}].end"), "must be after start")),
-                    _ => errors.push(err(format!("rounds[{i}]"), "local time does not exist in the time zone")),
+                    (Some(s), Some(e)) if s < e => rounds.push(Round {
+                        start_ms: s,
+                        end_ms: e,
+                    }),
+                    (Some(_), Some(_)) => {
+                        errors.push(err(format!("rounds[{i}].end"), "must be after start"))
+                    }
+                    _ => errors.push(err(
+                        format!("rounds[{i}]"),
+                        "local time does not exist in the time zone",
+                    )),
                 }
             }
             for (i, w) in rounds.windows(2).enumerate() {
                 if w[1].start_ms <= w[0].end_ms {
-                    errors.push(err(format!("rounds[{}]", i + 1), "rounds must be in order and not overlap"));
+                    errors.push(err(
+                        format!("rounds[{}]", i + 1),
+                        "rounds must be in order and not overlap",
+                    ));
                 }
             }
         }
@@ -432,16 +492,31 @@ impl CampaignSpec {
         for (i, t) in self.tiers.iter().enumerate() {
             check_name(&format!("tiers[{i}].name"), &t.name, false, &mut errors);
             if t.stock == 0 || t.stock > STOCK_PER_TIER_MAX {
-                errors.push(err(format!("tiers[{i}].stock"), format!("between 1 and {STOCK_PER_TIER_MAX}")));
+                errors.push(err(
+                    format!("tiers[{i}].stock"),
+                    format!("between 1 and {STOCK_PER_TIER_MAX}"),
+                ));
             }
             for c in &t.categories {
                 if !elig.categories.contains(c) {
-                    errors.push(err(format!("tiers[{i}].categories"), format!("{} is not in eligibility.categories", c.as_str())));
+                    errors.push(err(
+                        format!("tiers[{i}].categories"),
+                        format!("{} is not in eligibility.categories", c.as_str()),
+                    ));
                 }
             }
             if let Some(discount) = tier_discount(i, t, &mut errors) {
-                let categories = if t.categories.is_empty() { elig.categories.clone() } else { t.categories.clone() };
-                tiers.push(Tier { name: t.name.clone(), discount, stock: t.stock, categories });
+                let categories = if t.categories.is_empty() {
+                    elig.categories.clone()
+                } else {
+                    t.categories.clone()
+                };
+                tiers.push(Tier {
+                    name: t.name.clone(),
+                    discount,
+                    stock: t.stock,
+                    categories,
+                });
             }
         }
         if errors.is_empty() {
@@ -504,7 +579,11 @@ impl Campaign {
     pub fn round_at(&self, now_ms: i64) -> RoundState {
         for (i, r) in self.rounds.iter().enumerate() {
             if now_ms < r.start_ms {
-                return if i == 0 { RoundState::NotStarted } else { RoundState::Between(i) };
+                return if i == 0 {
+                    RoundState::NotStarted
+                } else {
+                    RoundState::Between(i)
+                };
             }
             if now_ms <= r.end_ms {
                 return RoundState::Live(i);
@@ -514,9 +593,18 @@ impl Campaign {
     }
 
     /// Whether a merchant of this category/region/id may accept a coupon of `tier`.
-    pub fn applies_at(&self, tier: usize, category: Category, region: &str, merchant: &str) -> bool {
+    pub fn applies_at(
+        &self,
+        tier: usize,
+        category: Category,
+        region: &str,
+        merchant: &str,
+    ) -> bool {
         category != Category::Utility
-            && self.tiers.get(tier).is_some_and(|t| t.categories.contains(&category))
+            && self
+                .tiers
+                .get(tier)
+                .is_some_and(|t| t.categories.contains(&category))
             && (self.regions.is_empty() || self.regions.iter().any(|r| r == region))
             && (self.merchants.is_empty() || self.merchants.iter().any(|m| m == merchant))
     }

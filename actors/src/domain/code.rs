@@ -71,13 +71,18 @@ impl CouponCode {
         if canon.len() != CODE_CHARS {
             return Err(CodeError::Malformed);
         }
-        let raw = BASE32_NOPAD.decode(canon.as_bytes()).map_err(|_| CodeError::Malformed)?;
+        let raw = BASE32_NOPAD
+            .decode(canon.as_bytes())
+            .map_err(|_| CodeError::Malformed)?;
         if raw.len() != RAW_BYTES {
             return Err(CodeError::Malformed);
         }
         let expected = mac(key, &raw[..12]);
         // Constant-time enough for a 5-byte tag: compare all bytes regardless.
-        let diff = expected.iter().zip(&raw[12..]).fold(0u8, |acc, (a, b)| acc | (a ^ b));
+        let diff = expected
+            .iter()
+            .zip(&raw[12..])
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b));
         if diff != 0 {
             return Err(CodeError::Forged);
         }
@@ -85,7 +90,10 @@ impl CouponCode {
         r.copy_from_slice(&raw[..8]);
         let mut s = [0u8; 4];
         s.copy_from_slice(&raw[8..12]);
-        Ok(CouponCode { route: u64::from_be_bytes(r), serial: u32::from_be_bytes(s) })
+        Ok(CouponCode {
+            route: u64::from_be_bytes(r),
+            serial: u32::from_be_bytes(s),
+        })
     }
 }
 
@@ -102,7 +110,10 @@ mod tests {
 
     #[test]
     fn roundtrip_and_forgiving_input() {
-        let c = CouponCode { route: 0xdead_beef_0102_0304, serial: 7 };
+        let c = CouponCode {
+            route: 0xdead_beef_0102_0304,
+            serial: 7,
+        };
         let text = c.encode(b"secret");
         assert_eq!(text.len(), CODE_CHARS);
         assert_eq!(CouponCode::parse(&text, b"secret"), Ok(c));
@@ -112,13 +123,20 @@ mod tests {
 
     #[test]
     fn other_key_or_flipped_char_is_refused() {
-        let text = CouponCode { route: 42, serial: 1 }.encode(b"secret");
+        let text = CouponCode {
+            route: 42,
+            serial: 1,
+        }
+        .encode(b"secret");
         assert_eq!(CouponCode::parse(&text, b"other"), Err(CodeError::Forged));
         let mut chars: Vec<char> = text.chars().collect();
         chars[3] = if chars[3] == 'A' { 'B' } else { 'A' };
         let flipped: String = chars.into_iter().collect();
         assert!(CouponCode::parse(&flipped, b"secret").is_err());
-        assert_eq!(CouponCode::parse("short", b"secret"), Err(CodeError::Malformed));
+        assert_eq!(
+            CouponCode::parse("short", b"secret"),
+            Err(CodeError::Malformed)
+        );
     }
 
     proptest! {

@@ -75,7 +75,10 @@ impl PersonKey {
         let mut c = [0u8; 8];
         r.copy_from_slice(&digest[0..8]);
         c.copy_from_slice(&digest[8..16]);
-        PersonKey { route: u64::from_be_bytes(r), check: u64::from_be_bytes(c) }
+        PersonKey {
+            route: u64::from_be_bytes(r),
+            check: u64::from_be_bytes(c),
+        }
     }
 }
 
@@ -101,7 +104,10 @@ mod tests {
     #[test]
     fn refuses_bad_input() {
         assert_eq!(IdentityNumber::parse("12"), Err(IdentityError::Length(2)));
-        assert_eq!(IdentityNumber::parse("1234567é"), Err(IdentityError::Character('é')));
+        assert_eq!(
+            IdentityNumber::parse("1234567é"),
+            Err(IdentityError::Character('é'))
+        );
         assert!(IdentityNumber::parse(&"1".repeat(33)).is_err());
     }
 

@@ -58,7 +58,8 @@ pub const ID_BYTES_MAX: usize = 64;
 pub fn valid_region(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= REGION_BYTES_MAX
-        && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
 }
 
 /// An opaque id: 1..=64 printable ASCII characters without spaces or '/'.

@@ -7,7 +7,9 @@ pub mod merchant;
 pub mod money;
 pub mod window;
 
-pub use campaign::{Campaign, CampaignSpec, Discount, FieldError, Limits, Priced, RefundPolicy, RoundState, Tier};
+pub use campaign::{
+    Campaign, CampaignSpec, Discount, FieldError, Limits, Priced, RefundPolicy, RoundState, Tier,
+};
 pub use code::{CodeError, CouponCode};
 pub use identity::{IdentityError, IdentityNumber, PersonKey};
 pub use merchant::{valid_id, valid_region, Category};

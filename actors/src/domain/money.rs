@@ -11,7 +11,9 @@ use std::fmt;
 pub const AMOUNT_FEN_MAX: u64 = 1_000_000_000_000_000;
 
 /// An amount of money in fen, in `0..=AMOUNT_FEN_MAX`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize,
+)]
 #[serde(try_from = "u64", into = "u64")]
 pub struct Fen(u64);
 
@@ -91,7 +93,10 @@ mod tests {
     #[test]
     fn above_max_is_refused() {
         assert!(Fen::new(AMOUNT_FEN_MAX).is_ok());
-        assert_eq!(Fen::new(AMOUNT_FEN_MAX + 1), Err(AmountTooLarge(AMOUNT_FEN_MAX + 1)));
+        assert_eq!(
+            Fen::new(AMOUNT_FEN_MAX + 1),
+            Err(AmountTooLarge(AMOUNT_FEN_MAX + 1))
+        );
         assert!(Fen::new(i64::MAX as u64).is_err());
     }
 

@@ -12,7 +12,9 @@ pub const VALIDITY_DAYS_MAX: u32 = 366;
 /// A local wall-clock time as UTC milliseconds; `None` if it does not exist there
 /// (a DST gap). In a DST overlap the earlier instant is taken.
 pub fn local_to_ms(tz: Tz, local: NaiveDateTime) -> Option<i64> {
-    tz.from_local_datetime(&local).earliest().map(|t| t.timestamp_millis())
+    tz.from_local_datetime(&local)
+        .earliest()
+        .map(|t| t.timestamp_millis())
 }
 
 /// The local calendar date of an instant.
@@ -87,9 +89,10 @@ impl ValiditySpec {
                 reason: format!("between 1 and {VALIDITY_DAYS_MAX}"),
             }),
             ValiditySpec::Window { from, to } if from <= to => Ok(Validity::Window(from, to)),
-            ValiditySpec::Window { .. } => {
-                Err(FieldError { field: "validity.to".into(), reason: "must not be before validity.from".into() })
-            }
+            ValiditySpec::Window { .. } => Err(FieldError {
+                field: "validity.to".into(),
+                reason: "must not be before validity.from".into(),
+            }),
         }
     }
 }
@@ -101,7 +104,9 @@ impl Validity {
         match *self {
             Validity::SameDay => (claimed_ms, day_end_ms(tz, day)),
             Validity::DaysAfterClaim(n) => {
-                let last = day.checked_add_days(Days::new(u64::from(n))).unwrap_or(NaiveDate::MAX);
+                let last = day
+                    .checked_add_days(Days::new(u64::from(n)))
+                    .unwrap_or(NaiveDate::MAX);
                 (claimed_ms, day_end_ms(tz, last))
             }
             Validity::Window(from, to) => (day_start_ms(tz, from), day_end_ms(tz, to)),
@@ -115,7 +120,9 @@ mod tests {
     use chrono::DateTime;
 
     fn ms(rfc3339: &str) -> i64 {
-        DateTime::parse_from_rfc3339(rfc3339).unwrap().timestamp_millis()
+        DateTime::parse_from_rfc3339(rfc3339)
+            .unwrap()
+            .timestamp_millis()
     }
 
     #[test]
@@ -143,15 +150,28 @@ mod tests {
     fn same_day_and_days_after() {
         let tz: Tz = "Asia/Shanghai".parse().unwrap();
         let claimed = ms("2025-06-01T20:00:05+08:00");
-        assert_eq!(Validity::SameDay.window(tz, claimed), (claimed, ms("2025-06-01T23:59:59.999+08:00")));
-        assert_eq!(Validity::DaysAfterClaim(7).window(tz, claimed).1, ms("2025-06-08T23:59:59.999+08:00"));
+        assert_eq!(
+            Validity::SameDay.window(tz, claimed),
+            (claimed, ms("2025-06-01T23:59:59.999+08:00"))
+        );
+        assert_eq!(
+            Validity::DaysAfterClaim(7).window(tz, claimed).1,
+            ms("2025-06-08T23:59:59.999+08:00")
+        );
     }
 
     #[test]
     fn bad_specs_are_refused() {
         assert!(ValiditySpec::DaysAfterClaim { days: 0 }.validate().is_err());
-        assert!(ValiditySpec::DaysAfterClaim { days: 367 }.validate().is_err());
+        assert!(ValiditySpec::DaysAfterClaim { days: 367 }
+            .validate()
+            .is_err());
         let d = |day| NaiveDate::from_ymd_opt(2025, 6, day).unwrap();
-        assert!(ValiditySpec::Window { from: d(2), to: d(1) }.validate().is_err());
+        assert!(ValiditySpec::Window {
+            from: d(2),
+            to: d(1)
+        }
+        .validate()
+        .is_err());
     }
 }

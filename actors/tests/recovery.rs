@@ -1,0 +1,95 @@
+//! Restarts: everything acknowledged is back, stock and budget counters included,
+//! and a data directory refuses another shard count.
+
+mod common;
+
+use common::{config, Harness};
+use serde_json::json;
+use std::sync::Arc;
+use yunquan_actors::api::{EngineError, RedeemRequest, Refusal};
+use yunquan_actors::domain::Category;
+use yunquan_actors::{Engine, StartError};
+
+#[tokio::test]
+async fn restart_restores_wallets_stock_budget_and_idempotency() {
+    let h = Harness::start("2025-06-01T10:00:00+08:00");
+    h.merchant("m1", Category::Catering, "guiyang").await;
+    let c = h
+        .campaign(
+            json!({"kind": "fixed", "discount_fen": 2000, "min_spend_fen": 10_000, "stock": 3}),
+            json!({}),
+        )
+        .await;
+    let accounts = h.residents(5, "r").await;
+    let (coupon, _) = h
+        .engine
+        .claim(&accounts[0], &c, 0, Some("k0".into()))
+        .await
+        .unwrap();
+    h.engine.claim(&accounts[1], &c, 0, None).await.unwrap();
+    let req = RedeemRequest {
+        merchant: "m1".into(),
+        terminal: "m1-t1".into(),
+        code: coupon.code.clone(),
+        request_no: "R1".into(),
+        order_fen: 15_000,
+    };
+    let (red, _) = h.engine.redeem(req.clone()).await.unwrap();
+    let before = h.engine.campaign_stats(&c).unwrap();
+    // No orderly shutdown: drop the engine as a crash would leave it (no snapshot).
+    let clock = Arc::clone(&h.clock);
+    let dir = h.dir;
+    drop(h.engine);
+    // redb releases its file lock when the store is dropped with the actor thread.
+    let engine = loop {
+        let c2 = Arc::clone(&clock);
+        match Engine::start(
+            config(dir.path(), 2),
+            Arc::new(move || c2.load(std::sync::atomic::Ordering::SeqCst)),
+        ) {
+            Ok(e) => break e,
+            Err(StartError::Storage(_)) => std::thread::yield_now(),
+            Err(e) => panic!("{e}"),
+        }
+    };
+    let after = engine.campaign_stats(&c).unwrap();
+    assert_eq!(before.tiers, after.tiers);
+    assert_eq!(after.discount_fen, 2000);
+    let (again, replay) = engine
+        .claim(&accounts[0], &c, 0, Some("k0".into()))
+        .await
+        .unwrap();
+    assert!(replay);
+    assert_eq!(again.code, coupon.code);
+    let (red2, replay) = engine.redeem(req).await.unwrap();
+    assert!(replay);
+    assert_eq!(red2, red);
+    // Stock: 3 - 2 claimed = 1 left.
+    engine.claim(&accounts[2], &c, 0, None).await.unwrap();
+    assert!(matches!(
+        engine.claim(&accounts[3], &c, 0, None).await,
+        Err(EngineError::Refused(Refusal::SoldOut))
+    ));
+    engine.shutdown().await;
+}
+
+#[tokio::test]
+async fn other_shard_count_is_refused_with_a_clear_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let e = Engine::start(config(dir.path(), 2), Arc::new(|| 0)).unwrap();
+    e.shutdown().await;
+    drop(e);
+    let err = Engine::start(config(dir.path(), 3), Arc::new(|| 0)).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            StartError::ShardCountMismatch {
+                found: 2,
+                requested: 3,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert!(err.to_string().contains("--shards 2"));
+}

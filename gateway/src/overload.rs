@@ -1,0 +1,42 @@
+//! Load shedding, the in-flight cap and timeouts, after axum's key-value-store
+//! example: a request beyond the cap is refused at once with 503 `overloaded` (a
+//! client retrying after a second does better than one waiting in a queue), and
+//! one that runs too long is answered 504 `timeout`.
+
+use crate::error::AppError;
+use axum::error_handling::HandleErrorLayer;
+use axum::response::{IntoResponse, Response};
+use axum::Router;
+use std::time::Duration;
+use tower::limit::GlobalConcurrencyLimitLayer;
+use tower::{BoxError, ServiceBuilder};
+
+/// Seconds a shed client is told to wait: enough for a flash round's burst to
+/// drain, short enough that a resident does not give up.
+const SHED_RETRY_AFTER_S: u64 = 1;
+
+/// Wraps every route of `router` in shed -> shared in-flight cap -> timeout.
+pub(crate) fn limit<S>(router: Router<S>, in_flight: GlobalConcurrencyLimitLayer, timeout: Duration) -> Router<S>
+where
+    S: Clone + Send + Sync + 'static,
+{
+    router.layer(
+        ServiceBuilder::new()
+            .layer(HandleErrorLayer::new(handle_error))
+            .load_shed()
+            .layer(in_flight)
+            .timeout(timeout),
+    )
+}
+
+async fn handle_error(error: BoxError) -> Response {
+    if error.is::<tower::load_shed::error::Overloaded>() {
+        return AppError::overloaded(SHED_RETRY_AFTER_S).into_response();
+    }
+    if error.is::<tower::timeout::error::Elapsed>() {
+        return AppError::timeout().into_response();
+    }
+    // No other layer here fails; if one ever does, say so in the log, not to the client.
+    tracing::error!(%error, "unexpected middleware error");
+    AppError::unavailable().into_response()
+}

@@ -1,0 +1,54 @@
+//! Probes, metrics and the fallbacks. None needs a token: orchestrators and
+//! Prometheus call them, and a bad route should be a problem, not plain text.
+
+use crate::error::AppError;
+use crate::AppState;
+use axum::extract::State;
+use axum::http::header::CONTENT_TYPE;
+use axum::http::{Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+
+/// Content type of the Prometheus text exposition format.
+const PROMETHEUS_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+/// `/healthz`, `/readyz`, `/metrics`.
+pub(crate) fn router() -> Router<AppState> {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+}
+
+/// The process is up (says nothing about the shards: that is `/readyz`).
+async fn healthz() -> &'static str {
+    "ok"
+}
+
+/// Every shard accepts commands.
+async fn readyz(State(state): State<AppState>) -> Response {
+    if state.engine.ready() {
+        "ready".into_response()
+    } else {
+        AppError::unavailable().with_detail("not every shard is up yet").into_response()
+    }
+}
+
+async fn metrics() -> Response {
+    ([(CONTENT_TYPE, PROMETHEUS_CONTENT_TYPE)], crate::metrics::handle().render()).into_response()
+}
+
+/// No such route.
+pub(crate) async fn not_found(method: Method, uri: Uri) -> AppError {
+    AppError::not_found(format!("no route for {method} {}", uri.path()))
+}
+
+/// The route exists, the method does not.
+pub(crate) async fn method_not_allowed(method: Method, uri: Uri) -> AppError {
+    AppError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        format!("{} does not accept {method}", uri.path()),
+    )
+}
