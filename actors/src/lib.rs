@@ -5,6 +5,7 @@
 //! its journal in one durable write, and only then replies.
 
 pub mod api;
+pub mod audit;
 pub mod domain;
 pub mod engine;
 

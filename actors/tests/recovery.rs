@@ -93,3 +93,50 @@ async fn other_shard_count_is_refused_with_a_clear_message() {
     );
     assert!(err.to_string().contains("--shards 2"));
 }
+
+#[tokio::test]
+async fn offline_audit_passes_on_real_data_and_catches_a_forged_grant() {
+    use yunquan_actors::engine::{ShardEvent, CONTROL_JOURNAL};
+    use yunquan_storage::{EmbeddedStore, Store};
+    let h = Harness::start("2025-06-01T10:00:00+08:00");
+    h.merchant("m1", Category::Catering, "guiyang").await;
+    let c = h.campaign(json!({"kind": "fixed", "discount_fen": 2000, "min_spend_fen": 10_000, "stock": 2}), json!({})).await;
+    let accounts = h.residents(4, "r").await;
+    let (coupon, _) = h.engine.claim(&accounts[0], &c, 0, None).await.unwrap();
+    h.engine.claim(&accounts[1], &c, 0, None).await.unwrap();
+    let req = RedeemRequest { merchant: "m1".into(), terminal: "m1-t1".into(), code: coupon.code, request_no: "R1".into(), order_fen: 15_000 };
+    h.engine.redeem(req).await.unwrap();
+    h.engine.shutdown().await;
+    let dir = h.dir;
+    drop(h.engine);
+    let store = EmbeddedStore::open(dir.path()).unwrap();
+    let report = yunquan_actors::audit::audit_store(&store, 2).unwrap();
+    assert!(report.ok, "{:?}", report.violations);
+    assert_eq!((report.coupons, report.redemptions, report.persons), (2, 1, 4));
+    assert!(store.last_seq(CONTROL_JOURNAL).unwrap() >= 3);
+    // Append a third grant of the 2-unit tier behind the engine's back: the audit must see it.
+    let (shard, state, next) = (0..2)
+        .map(|s| {
+            let (state, next) = yunquan_actors::engine::recover_shard(&store, s, 10).unwrap();
+            (s, state, next)
+        })
+        .find(|(_, st, _)| st.persons.values().any(|p| p.coupons.is_empty()))
+        .unwrap();
+    let (&route, person) = state.persons.iter().find(|(_, p)| p.coupons.is_empty()).unwrap();
+    let forged = ShardEvent::Granted {
+        route,
+        serial: 1,
+        account: person.accounts[0].clone(),
+        campaign: c.clone(),
+        round: 0,
+        tier: 0,
+        at_ms: common::ms("2025-06-01T10:00:00+08:00"),
+        valid_from_ms: 0,
+        valid_until_ms: i64::MAX,
+        idempotency_key: None,
+    };
+    store.append(shard, next, &[&postcard::to_allocvec(&forged).unwrap()]).unwrap();
+    let report = yunquan_actors::audit::audit_store(&store, 2).unwrap();
+    assert!(!report.ok);
+    assert_eq!(report.oversold, 1);
+}

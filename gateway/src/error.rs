@@ -118,7 +118,8 @@ impl AppError {
         )
     }
 
-    /// A business refusal: 404 for the unknown-thing reasons, 409 for the others.
+    /// A business refusal: 404 for the unknown-thing reasons, 422 for bad coupon
+    /// codes, 409 for the others.
     pub fn refused(refusal: &Refusal) -> Self {
         Self::new(refusal_status(refusal), refusal.code(), refusal.to_string())
     }
@@ -159,6 +160,7 @@ pub fn refusal_status(refusal: &Refusal) -> StatusCode {
         | Refusal::UnknownMerchant
         | Refusal::CouponNotFound
         | Refusal::RedemptionNotFound => StatusCode::NOT_FOUND,
+        Refusal::InvalidCode | Refusal::ForgedCode => StatusCode::UNPROCESSABLE_ENTITY,
         // Every other refusal, including ones added later, is "executed, answer is no".
         _ => StatusCode::CONFLICT,
     }

@@ -3,6 +3,7 @@
 
 use crate::error::AppError;
 use axum::http::HeaderMap;
+use yunquan_actors::api::Refusal;
 use yunquan_actors::domain::campaign::NAME_CHARS_MAX;
 use yunquan_actors::domain::{valid_id, valid_region, CodeError, CouponCode, FieldError, IdentityNumber};
 
@@ -63,19 +64,21 @@ pub(crate) fn identity_field(errors: &mut Vec<FieldError>, field: &str, value: &
 }
 
 /// Verifies a coupon code's MAC and returns its canonical text; 422 `invalid_code`
-/// (mistyped) or `forged_code` (MAC mismatch) otherwise.
+/// (mistyped) or `forged_code` (MAC mismatch) otherwise, naming the `code` field.
 pub(crate) fn coupon_code(code_key: &[u8], text: &str) -> Result<String, AppError> {
-    if text.len() > CODE_TEXT_BYTES_MAX {
-        let e = CodeError::Malformed.to_string();
-        return Err(AppError::unprocessable("invalid_code", e.clone(), vec![field_error("code", e)]));
-    }
-    match CouponCode::parse(text, code_key) {
-        Ok(code) => Ok(code.encode(code_key)),
-        Err(e @ CodeError::Forged) => {
-            Err(AppError::unprocessable("forged_code", e.to_string(), vec![field_error("code", e.to_string())]))
-        }
-        Err(e) => Err(AppError::unprocessable("invalid_code", e.to_string(), vec![field_error("code", e.to_string())])),
-    }
+    let parsed = if text.len() > CODE_TEXT_BYTES_MAX {
+        Err(CodeError::Malformed)
+    } else {
+        CouponCode::parse(text, code_key)
+    };
+    let refusal = match parsed {
+        Ok(code) => return Ok(code.encode(code_key)),
+        Err(CodeError::Forged) => Refusal::ForgedCode,
+        Err(CodeError::Malformed) => Refusal::InvalidCode,
+    };
+    let e = AppError::refused(&refusal);
+    let errors = vec![field_error("code", e.detail())];
+    Err(AppError::unprocessable(e.reason(), e.detail(), errors))
 }
 
 /// The `Idempotency-Key` header, if any: 1-64 printable ASCII characters, else 400.

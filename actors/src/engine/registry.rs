@@ -4,6 +4,7 @@
 use crate::api::{CampaignStatus, CampaignView};
 use crate::domain::{Campaign, Category};
 use chrono::{DateTime, Utc};
+use crossbeam::utils::CachePadded;
 use dashmap::DashMap;
 use parking_lot::RwLock;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -21,7 +22,8 @@ pub struct CampaignEntry {
     /// Units left per (round, tier), index `round * tiers + tier`. The one shared
     /// number every shard draws on: a unit is taken before a grant is journaled and
     /// given back if the journal write fails, so claimed <= stock at every instant.
-    remaining: Vec<AtomicU64>,
+    /// Each counter sits on its own cache line: shards hammer different tiers at once.
+    remaining: Vec<CachePadded<AtomicU64>>,
     /// Discounts committed (standing redemptions), in fen; never above budget.
     committed_fen: AtomicU64,
 }
@@ -32,7 +34,7 @@ impl CampaignEntry {
         let remaining = campaign
             .rounds
             .iter()
-            .flat_map(|_| campaign.tiers.iter().map(|t| AtomicU64::new(t.stock)))
+            .flat_map(|_| campaign.tiers.iter().map(|t| CachePadded::new(AtomicU64::new(t.stock))))
             .collect();
         CampaignEntry {
             campaign,
@@ -44,6 +46,10 @@ impl CampaignEntry {
     }
 
     fn slot(&self, round: u32, tier: u32) -> Option<&AtomicU64> {
+        self.slot_padded(round, tier).map(|p| &**p)
+    }
+
+    fn slot_padded(&self, round: u32, tier: u32) -> Option<&CachePadded<AtomicU64>> {
         let tiers = self.campaign.tiers.len();
         let t = tier as usize;
         if t >= tiers {
