@@ -65,16 +65,25 @@ impl TokenClaims {
     /// terminal tokens carry, and must carry, a merchant.
     pub fn problems(&self) -> Vec<FieldError> {
         let mut errors = Vec::new();
-        let e = |field: &str, reason: &str| FieldError { field: field.to_owned(), reason: reason.to_owned() };
+        let e = |field: &str, reason: &str| FieldError {
+            field: field.to_owned(),
+            reason: reason.to_owned(),
+        };
         if !valid_id(&self.sub) {
-            errors.push(e("sub", "must be 1-64 printable ASCII characters without spaces or '/'"));
+            errors.push(e(
+                "sub",
+                "must be 1-64 printable ASCII characters without spaces or '/'",
+            ));
         }
         match (&self.mer, self.role) {
             (None, Role::Terminal) => errors.push(e("mer", "a terminal token names its merchant")),
-            (Some(m), Role::Terminal) if !valid_id(m) => {
-                errors.push(e("mer", "must be 1-64 printable ASCII characters without spaces or '/'"))
+            (Some(m), Role::Terminal) if !valid_id(m) => errors.push(e(
+                "mer",
+                "must be 1-64 printable ASCII characters without spaces or '/'",
+            )),
+            (Some(_), Role::Manager | Role::Resident) => {
+                errors.push(e("mer", "only terminal tokens name a merchant"))
             }
-            (Some(_), Role::Manager | Role::Resident) => errors.push(e("mer", "only terminal tokens name a merchant")),
             _ => {}
         }
         errors
@@ -128,11 +137,16 @@ pub fn verify(key: &[u8], token: &str, now_ms: i64) -> Result<TokenClaims, AuthE
         return Err(AuthError::Malformed);
     }
     let (payload, signature) = token.split_once('.').ok_or(AuthError::Malformed)?;
-    let signature = BASE64URL_NOPAD.decode(signature.as_bytes()).map_err(|_| AuthError::Malformed)?;
+    let signature = BASE64URL_NOPAD
+        .decode(signature.as_bytes())
+        .map_err(|_| AuthError::Malformed)?;
     let mut mac = signer(key).ok_or(AuthError::Forged)?;
     mac.update(payload.as_bytes());
-    mac.verify_slice(&signature).map_err(|_| AuthError::Forged)?;
-    let json = BASE64URL_NOPAD.decode(payload.as_bytes()).map_err(|_| AuthError::Malformed)?;
+    mac.verify_slice(&signature)
+        .map_err(|_| AuthError::Forged)?;
+    let json = BASE64URL_NOPAD
+        .decode(payload.as_bytes())
+        .map_err(|_| AuthError::Malformed)?;
     let claims: TokenClaims = serde_json::from_slice(&json).map_err(|_| AuthError::Malformed)?;
     if !claims.problems().is_empty() {
         return Err(AuthError::Malformed);
@@ -175,12 +189,21 @@ impl AnyRole {
     ) -> Result<AnyRole, AppError> {
         match (claims.role, claims.mer) {
             (Role::Manager, _) => Ok(AnyRole::Manager(claims.sub)),
-            (Role::Resident, _) if resident_exists(&claims.sub) => Ok(AnyRole::Resident(claims.sub)),
-            (Role::Resident, _) => Err(AppError::forbidden("the token's resident account is not registered")),
-            (Role::Terminal, Some(merchant)) if terminal_belongs(&merchant, &claims.sub) => {
-                Ok(AnyRole::Terminal(Terminal { merchant, terminal: claims.sub }))
+            (Role::Resident, _) if resident_exists(&claims.sub) => {
+                Ok(AnyRole::Resident(claims.sub))
             }
-            (Role::Terminal, _) => Err(AppError::forbidden("the token's terminal is not registered to its merchant")),
+            (Role::Resident, _) => Err(AppError::forbidden(
+                "the token's resident account is not registered",
+            )),
+            (Role::Terminal, Some(merchant)) if terminal_belongs(&merchant, &claims.sub) => {
+                Ok(AnyRole::Terminal(Terminal {
+                    merchant,
+                    terminal: claims.sub,
+                }))
+            }
+            (Role::Terminal, _) => Err(AppError::forbidden(
+                "the token's terminal is not registered to its merchant",
+            )),
         }
     }
 
@@ -189,7 +212,9 @@ impl AnyRole {
         match self {
             AnyRole::Manager(_) => Ok(()),
             AnyRole::Terminal(t) if t.merchant == merchant => Ok(()),
-            _ => Err(AppError::forbidden("only a manager or a terminal of this merchant may do this")),
+            _ => Err(AppError::forbidden(
+                "only a manager or a terminal of this merchant may do this",
+            )),
         }
     }
 }
@@ -205,7 +230,11 @@ where
         let engine = Engine::from_ref(state);
         let token = bearer(&parts.headers)?;
         let claims = verify(&engine.keys().token, token, engine.now_ms())?;
-        AnyRole::from_claims(claims, |a| engine.resident_exists(a), |m, t| engine.terminal_belongs(m, t))
+        AnyRole::from_claims(
+            claims,
+            |a| engine.resident_exists(a),
+            |m, t| engine.terminal_belongs(m, t),
+        )
     }
 }
 
@@ -265,7 +294,10 @@ macro_rules! role_extractor {
         {
             type Rejection = AppError;
 
-            async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+            async fn from_request_parts(
+                parts: &mut Parts,
+                state: &S,
+            ) -> Result<Self, Self::Rejection> {
                 AnyRole::from_request_parts(parts, state).await?.try_into()
             }
         }

@@ -39,7 +39,14 @@ pub struct AppError {
 impl AppError {
     /// A problem with any status and reason.
     pub fn new(status: StatusCode, reason: &'static str, detail: impl Into<String>) -> Self {
-        AppError { status, reason, detail: detail.into(), errors: Vec::new(), retry_after_s: None, challenge: false }
+        AppError {
+            status,
+            reason,
+            detail: detail.into(),
+            errors: Vec::new(),
+            retry_after_s: None,
+            challenge: false,
+        }
     }
 
     /// 400 `bad_request`: malformed JSON, wrong types, missing fields, bad ids.
@@ -49,7 +56,10 @@ impl AppError {
 
     /// 401 `unauthorized`: missing, expired or forged token.
     pub fn unauthorized(detail: impl Into<String>) -> Self {
-        AppError { challenge: true, ..Self::new(StatusCode::UNAUTHORIZED, "unauthorized", detail) }
+        AppError {
+            challenge: true,
+            ..Self::new(StatusCode::UNAUTHORIZED, "unauthorized", detail)
+        }
     }
 
     /// 403 `forbidden`: valid token, wrong role or acting for someone else.
@@ -69,7 +79,11 @@ impl AppError {
 
     /// 415 `unsupported_media_type`.
     pub fn unsupported_media_type(detail: impl Into<String>) -> Self {
-        Self::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type", detail)
+        Self::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            detail,
+        )
     }
 
     /// 422 `invalid` with the fields to fix.
@@ -78,12 +92,22 @@ impl AppError {
             1 => "1 field is invalid".to_owned(),
             n => format!("{n} fields are invalid"),
         };
-        AppError { errors, ..Self::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid", detail) }
+        AppError {
+            errors,
+            ..Self::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid", detail)
+        }
     }
 
     /// 422 with another reason (`invalid_code`, `forged_code`) and its fields.
-    pub fn unprocessable(reason: &'static str, detail: impl Into<String>, errors: Vec<FieldError>) -> Self {
-        AppError { errors, ..Self::new(StatusCode::UNPROCESSABLE_ENTITY, reason, detail) }
+    pub fn unprocessable(
+        reason: &'static str,
+        detail: impl Into<String>,
+        errors: Vec<FieldError>,
+    ) -> Self {
+        AppError {
+            errors,
+            ..Self::new(StatusCode::UNPROCESSABLE_ENTITY, reason, detail)
+        }
     }
 
     /// 503 `overloaded`: nothing was executed; retry after `retry_after_s` (at least 1).
@@ -171,7 +195,9 @@ impl From<EngineError> for AppError {
         match e {
             EngineError::Refused(r) => AppError::refused(&r),
             EngineError::Invalid(errors) => AppError::invalid(errors),
-            EngineError::Overloaded { retry_after_ms } => AppError::overloaded(retry_after_ms.div_ceil(1_000)),
+            EngineError::Overloaded { retry_after_ms } => {
+                AppError::overloaded(retry_after_ms.div_ceil(1_000))
+            }
             EngineError::Unavailable(cause) => {
                 // The only place the cause is seen: logged once, kept from the client.
                 tracing::error!(%cause, "engine unavailable");
@@ -248,7 +274,8 @@ impl IntoResponse for AppError {
             status: self.status.as_u16(),
             reason: self.reason,
             detail: &self.detail,
-            errors: (self.status == StatusCode::UNPROCESSABLE_ENTITY).then_some(self.errors.as_slice()),
+            errors: (self.status == StatusCode::UNPROCESSABLE_ENTITY)
+                .then_some(self.errors.as_slice()),
         };
         let bytes = serde_json::to_vec(&body).unwrap_or_default();
         let mut response = (self.status, bytes).into_response();
@@ -318,7 +345,8 @@ where
     type Rejection = AppError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        let axum::extract::Path(value) = axum::extract::Path::<T>::from_request_parts(parts, state).await?;
+        let axum::extract::Path(value) =
+            axum::extract::Path::<T>::from_request_parts(parts, state).await?;
         Ok(AppPath(value))
     }
 }
@@ -335,7 +363,8 @@ where
     type Rejection = AppError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        let axum::extract::Query(value) = axum::extract::Query::<T>::from_request_parts(parts, state).await?;
+        let axum::extract::Query(value) =
+            axum::extract::Query::<T>::from_request_parts(parts, state).await?;
         Ok(AppQuery(value))
     }
 }

@@ -87,7 +87,10 @@ impl FromRef<AppState> for Engine {
 /// The whole API as a router, metrics recorder installed (once per process).
 pub fn router(engine: Engine, config: &GatewayConfig) -> Router {
     metrics::handle();
-    let state = AppState { engine, import: routes::import::ImportLimits::from(config) };
+    let state = AppState {
+        engine,
+        import: routes::import::ImportLimits::from(config),
+    };
     // One semaphore for every limited route: per-route limits would multiply the cap.
     let in_flight = GlobalConcurrencyLimitLayer::new(config.requests_in_flight_max.max(1));
     let request_timeout = Duration::from_millis(config.request_timeout_ms.max(1));

@@ -38,8 +38,9 @@ pub const METRIC_NAMES: &[&str] = &[
 
 /// Histogram bucket bounds in seconds: from half a millisecond (a claim served from
 /// memory plus a group commit) to 5 s (past any client's patience).
-pub const DURATION_BUCKETS_SECONDS: &[f64] =
-    &[0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0];
+pub const DURATION_BUCKETS_SECONDS: &[f64] = &[
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+];
 
 /// How often histogram samples are folded into buckets when nobody scrapes, so
 /// they do not pile up in memory.
@@ -75,10 +76,12 @@ fn install() -> PrometheusHandle {
     describe();
     let upkeep = handle.clone();
     // A plain thread, not a task: the recorder outlives any one runtime (tests run several).
-    let spawned = std::thread::Builder::new().name("metrics-upkeep".into()).spawn(move || loop {
-        std::thread::sleep(UPKEEP_INTERVAL);
-        upkeep.run_upkeep();
-    });
+    let spawned = std::thread::Builder::new()
+        .name("metrics-upkeep".into())
+        .spawn(move || loop {
+            std::thread::sleep(UPKEEP_INTERVAL);
+            upkeep.run_upkeep();
+        });
     if let Err(e) = spawned {
         tracing::warn!(error = %e, "no metrics upkeep thread; histograms drain only when scraped");
     }
@@ -87,12 +90,23 @@ fn install() -> PrometheusHandle {
 
 fn describe() {
     use metrics::{describe_counter, describe_histogram, Unit};
-    describe_counter!(HTTP_REQUESTS_TOTAL, "HTTP requests answered, by method, route and status");
-    describe_histogram!(HTTP_REQUEST_DURATION_SECONDS, Unit::Seconds, "HTTP request latency by method and route");
+    describe_counter!(
+        HTTP_REQUESTS_TOTAL,
+        "HTTP requests answered, by method, route and status"
+    );
+    describe_histogram!(
+        HTTP_REQUEST_DURATION_SECONDS,
+        Unit::Seconds,
+        "HTTP request latency by method and route"
+    );
     describe_counter!(CLAIMS_TOTAL, "Claim attempts by outcome");
     describe_histogram!(CLAIM_DURATION_SECONDS, Unit::Seconds, "Claim latency");
     describe_counter!(REDEMPTIONS_TOTAL, "Redemption attempts by outcome");
-    describe_histogram!(REDEMPTION_DURATION_SECONDS, Unit::Seconds, "Redemption latency");
+    describe_histogram!(
+        REDEMPTION_DURATION_SECONDS,
+        Unit::Seconds,
+        "Redemption latency"
+    );
 }
 
 /// Middleware: counts and times every request by its route pattern.
@@ -108,7 +122,8 @@ pub(crate) async fn track_http(req: Request, next: Next) -> Response {
     let status = response.status().as_u16().to_string();
     metrics::histogram!(HTTP_REQUEST_DURATION_SECONDS, "method" => method.clone(), "path" => path.clone())
         .record(seconds);
-    metrics::counter!(HTTP_REQUESTS_TOTAL, "method" => method, "path" => path, "status" => status).increment(1);
+    metrics::counter!(HTTP_REQUESTS_TOTAL, "method" => method, "path" => path, "status" => status)
+        .increment(1);
     response
 }
 
@@ -144,8 +159,17 @@ mod tests {
         record_claim("granted", Duration::from_millis(3));
         record_redemption("sold_out", Duration::from_millis(1));
         let text = handle.render();
-        assert!(text.contains("yunquan_claim_duration_seconds_bucket"), "{text}");
-        assert!(text.contains("yunquan_claims_total{outcome=\"granted\"}"), "{text}");
-        assert!(text.contains("yunquan_redemptions_total{outcome=\"sold_out\"}"), "{text}");
+        assert!(
+            text.contains("yunquan_claim_duration_seconds_bucket"),
+            "{text}"
+        );
+        assert!(
+            text.contains("yunquan_claims_total{outcome=\"granted\"}"),
+            "{text}"
+        );
+        assert!(
+            text.contains("yunquan_redemptions_total{outcome=\"sold_out\"}"),
+            "{text}"
+        );
     }
 }

@@ -16,7 +16,11 @@ use tower::{BoxError, ServiceBuilder};
 const SHED_RETRY_AFTER_S: u64 = 1;
 
 /// Wraps every route of `router` in shed -> shared in-flight cap -> timeout.
-pub(crate) fn limit<S>(router: Router<S>, in_flight: GlobalConcurrencyLimitLayer, timeout: Duration) -> Router<S>
+pub(crate) fn limit<S>(
+    router: Router<S>,
+    in_flight: GlobalConcurrencyLimitLayer,
+    timeout: Duration,
+) -> Router<S>
 where
     S: Clone + Send + Sync + 'static,
 {

@@ -5,7 +5,9 @@ use crate::error::AppError;
 use axum::http::HeaderMap;
 use yunquan_actors::api::Refusal;
 use yunquan_actors::domain::campaign::NAME_CHARS_MAX;
-use yunquan_actors::domain::{valid_id, valid_region, CodeError, CouponCode, FieldError, IdentityNumber};
+use yunquan_actors::domain::{
+    valid_id, valid_region, CodeError, CouponCode, FieldError, IdentityNumber,
+};
 
 /// Longest idempotency key, in bytes.
 pub(crate) const IDEMPOTENCY_KEY_BYTES_MAX: usize = 64;
@@ -19,7 +21,10 @@ const ID_RULE: &str = "must be 1-64 printable ASCII characters without spaces or
 const REGION_RULE: &str = "must be 1-32 of a-z, 0-9 and '_'";
 
 pub(crate) fn field_error(field: impl Into<String>, reason: impl Into<String>) -> FieldError {
-    FieldError { field: field.into(), reason: reason.into() }
+    FieldError {
+        field: field.into(),
+        reason: reason.into(),
+    }
 }
 
 /// A 400 unless `value` is an opaque id; `what` names it in the detail.
@@ -50,7 +55,10 @@ pub(crate) fn name_field(errors: &mut Vec<FieldError>, field: &str, value: &str)
     if value.trim().is_empty() {
         errors.push(field_error(field, "must not be empty"));
     } else if value.chars().count() > NAME_CHARS_MAX {
-        errors.push(field_error(field, format!("at most {NAME_CHARS_MAX} characters")));
+        errors.push(field_error(
+            field,
+            format!("at most {NAME_CHARS_MAX} characters"),
+        ));
     } else if value.chars().any(char::is_control) {
         errors.push(field_error(field, "must not contain control characters"));
     }
@@ -88,7 +96,9 @@ pub(crate) fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, App
         return Ok(None);
     };
     if values.next().is_some() {
-        return Err(AppError::bad_request("send at most one Idempotency-Key header"));
+        return Err(AppError::bad_request(
+            "send at most one Idempotency-Key header",
+        ));
     }
     let bytes = value.as_bytes();
     let printable = bytes.iter().all(|b| (0x20..=0x7e).contains(b));
@@ -126,20 +136,45 @@ mod tests {
         assert_eq!(idempotency_key(&h).ok(), Some(None));
         h.insert("idempotency-key", HeaderValue::from_static("abc-123 x"));
         assert_eq!(idempotency_key(&h).ok(), Some(Some("abc-123 x".to_owned())));
-        h.insert("idempotency-key", HeaderValue::from_str(&"k".repeat(65)).unwrap());
-        assert_eq!(idempotency_key(&h).map_err(|e| e.reason()).err(), Some("bad_request"));
-        h.insert("idempotency-key", HeaderValue::from_bytes(b"caf\xc3\xa9").unwrap());
+        h.insert(
+            "idempotency-key",
+            HeaderValue::from_str(&"k".repeat(65)).unwrap(),
+        );
+        assert_eq!(
+            idempotency_key(&h).map_err(|e| e.reason()).err(),
+            Some("bad_request")
+        );
+        h.insert(
+            "idempotency-key",
+            HeaderValue::from_bytes(b"caf\xc3\xa9").unwrap(),
+        );
         assert!(idempotency_key(&h).is_err());
     }
 
     #[test]
     fn coupon_codes() {
         let key = b"code-key";
-        let text = CouponCode { route: 7, serial: 3 }.encode(key);
-        assert_eq!(coupon_code(key, &text.to_lowercase()).ok(), Some(text.clone()));
-        assert_eq!(coupon_code(b"other", &text).err().map(|e| e.reason()), Some("forged_code"));
-        assert_eq!(coupon_code(key, "nope").err().map(|e| e.reason()), Some("invalid_code"));
-        assert_eq!(coupon_code(key, &"A".repeat(500)).err().map(|e| e.reason()), Some("invalid_code"));
+        let text = CouponCode {
+            route: 7,
+            serial: 3,
+        }
+        .encode(key);
+        assert_eq!(
+            coupon_code(key, &text.to_lowercase()).ok(),
+            Some(text.clone())
+        );
+        assert_eq!(
+            coupon_code(b"other", &text).err().map(|e| e.reason()),
+            Some("forged_code")
+        );
+        assert_eq!(
+            coupon_code(key, "nope").err().map(|e| e.reason()),
+            Some("invalid_code")
+        );
+        assert_eq!(
+            coupon_code(key, &"A".repeat(500)).err().map(|e| e.reason()),
+            Some("invalid_code")
+        );
     }
 
     #[test]

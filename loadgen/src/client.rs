@@ -23,6 +23,9 @@ struct Problem {
     /// Human-readable explanation.
     #[serde(default)]
     detail: String,
+    /// Field-level errors (422 only).
+    #[serde(default)]
+    errors: Vec<serde_json::Value>,
 }
 
 /// What one request came back with.
@@ -124,13 +127,18 @@ impl Api {
         let problem = serde_json::from_slice::<Problem>(&bytes).unwrap_or(Problem {
             reason: String::new(),
             detail: String::from_utf8_lossy(&bytes).chars().take(200).collect(),
+            errors: Vec::new(),
         });
         match status {
             StatusCode::CONFLICT => Reply::Refused { reason: problem.reason },
             StatusCode::SERVICE_UNAVAILABLE => Reply::Overloaded { reason: problem.reason, retry_after },
             s => Reply::Failed {
                 label: format!("http_{}_{}", s.as_u16(), if problem.reason.is_empty() { "none" } else { &problem.reason }),
-                detail: format!("{s}: {} {}", problem.reason, problem.detail),
+                detail: if problem.errors.is_empty() {
+                    format!("{s}: {} {}", problem.reason, problem.detail)
+                } else {
+                    format!("{s}: {} {} {:?}", problem.reason, problem.detail, problem.errors)
+                },
                 // A 5xx (504 timeout above all) may have been executed; a 4xx was not.
                 unknown_outcome: s.is_server_error(),
             },

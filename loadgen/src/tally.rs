@@ -128,11 +128,18 @@ impl Tally {
         counted
     }
 
-    /// Moves one reply from "granted" to "replayed" (a 201 that turned out to repeat
-    /// a grant we already hold).
-    pub fn regrade_as_replay(&self) {
-        self.granted.fetch_sub(1, Relaxed);
-        self.replayed.fetch_add(1, Relaxed);
+    /// Moves one 2xx reply between "granted" and "replayed": a 200 that is our first
+    /// acknowledgement counts as a grant, a 201 repeating one we hold as a replay.
+    pub fn regrade(&self, from: Counted, to: Counted) {
+        let counter = |c: Counted| match c {
+            Counted::Granted => Some(&self.granted),
+            Counted::Replayed => Some(&self.replayed),
+            _ => None,
+        };
+        if let (Some(f), Some(t)) = (counter(from), counter(to)) {
+            f.fetch_sub(1, Relaxed);
+            t.fetch_add(1, Relaxed);
+        }
     }
 
     fn count(&self, c: Counted) {

@@ -125,6 +125,12 @@ pub fn encode<E: Serialize>(e: &E) -> Vec<u8> {
     postcard::to_allocvec(e).unwrap_or_default()
 }
 
+/// Appends an event's encoding to `buf`.
+pub fn encode_into<E: Serialize>(e: &E, buf: &mut Vec<u8>) {
+    let taken = std::mem::take(buf);
+    *buf = postcard::to_extend(e, taken).unwrap_or_default();
+}
+
 /// Decodes a journal record.
 pub fn decode<E: DeserializeOwned>(bytes: &[u8]) -> Result<E, postcard::Error> {
     postcard::from_bytes(bytes)

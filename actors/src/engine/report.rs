@@ -91,9 +91,16 @@ impl ShardReport {
         }
     }
 
+    fn part(&mut self, campaign: &str) -> &mut CampaignPart {
+        // Look up before inserting: the hot path must not allocate a key per event.
+        if !self.campaigns.contains_key(campaign) {
+            self.campaigns.insert(campaign.to_owned(), CampaignPart::default());
+        }
+        self.campaigns.get_mut(campaign).expect("inserted above")
+    }
+
     fn claimed(&mut self, c: &Coupon) {
-        let part = self.campaigns.entry(c.campaign.clone()).or_default();
-        part.tiers.entry((c.round, c.tier)).or_default().claimed += 1;
+        self.part(&c.campaign).tiers.entry((c.round, c.tier)).or_default().claimed += 1;
     }
 
     fn date(registry: &Registry, c: &Coupon, at_ms: i64) -> NaiveDate {
@@ -118,7 +125,7 @@ impl ShardReport {
                 k.spend_fen -= rec.order_fen;
             }
         };
-        let part = self.campaigns.entry(c.campaign.clone()).or_default();
+        let part = self.part(&c.campaign);
         bump(part.tiers.entry((c.round, c.tier)).or_default());
         bump(part.categories.entry(rec.category).or_default());
         bump(part.regions.entry(rec.region.clone()).or_default());

@@ -7,7 +7,7 @@
 //! If the write fails, counters taken for the batch are given back, the state is
 //! reloaded from the journal, and every reply of the batch says "unavailable".
 
-use super::events::{encode, ShardEvent};
+use super::events::{encode, encode_into};
 use super::recovery::recover_shard;
 use super::registry::{Merchant, Registry};
 use super::report::ShardReport;
@@ -132,6 +132,8 @@ pub struct ShardActor {
     pending: Pending,
     /// Replies of the open batch, sent after the write.
     replies: Vec<Reply>,
+    /// Reused encoding buffer of journal writes.
+    encode_buf: Vec<u8>,
     /// Whether a Flush is already queued.
     flush_queued: bool,
     /// Events since the last snapshot.
@@ -195,6 +197,7 @@ impl ShardActor {
             pending: Pending::default(),
             replies: Vec::new(),
             flush_queued: false,
+            encode_buf: Vec::new(),
             events_since_snapshot: 0,
             depth,
             healthy,
@@ -426,10 +429,27 @@ impl ShardActor {
     }
 
     fn write(&mut self, pending: &Pending) -> Option<EngineError> {
-        let bytes: Vec<Vec<u8>> = pending.events.iter().map(encode::<ShardEvent>).collect();
-        let refs: Vec<&[u8]> = bytes.iter().map(Vec::as_slice).collect();
+        // One buffer per batch instead of one allocation per event.
+        let mut buf = std::mem::take(&mut self.encode_buf);
+        buf.clear();
+        let mut ends = Vec::with_capacity(pending.events.len());
+        for ev in &pending.events {
+            encode_into(ev, &mut buf);
+            ends.push(buf.len());
+        }
+        let mut start = 0;
+        let refs: Vec<&[u8]> = ends
+            .iter()
+            .map(|&end| {
+                let r = &buf[start..end];
+                start = end;
+                r
+            })
+            .collect();
         let started = Instant::now();
         if let Err(e) = self.store.append(self.id, self.next_seq, &refs) {
+            drop(refs);
+            self.encode_buf = buf;
             self.healthy.store(false, Ordering::Release);
             return Some(EngineError::Unavailable(format!(
                 "shard {} journal append: {e}",
@@ -440,6 +460,8 @@ impl ShardActor {
         metrics::histogram!("yunquan_journal_sync_seconds").record(started.elapsed().as_secs_f64());
         metrics::histogram!("yunquan_journal_batch_events").record(refs.len() as f64);
         let n = refs.len() as u64;
+        drop(refs);
+        self.encode_buf = buf;
         self.next_seq += n;
         self.events_since_snapshot += n;
         let mut report = self.report.lock();

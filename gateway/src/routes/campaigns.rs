@@ -31,7 +31,10 @@ pub(crate) async fn create(
     Ok((StatusCode::CREATED, Json(view)))
 }
 
-pub(crate) async fn list(State(state): State<AppState>, _manager: Manager) -> Json<Vec<CampaignView>> {
+pub(crate) async fn list(
+    State(state): State<AppState>,
+    _manager: Manager,
+) -> Json<Vec<CampaignView>> {
     Json(state.engine.campaigns())
 }
 
@@ -41,10 +44,18 @@ pub(crate) async fn one(
     AppPath(id): AppPath<String>,
 ) -> Result<Json<CampaignView>, AppError> {
     path_id("campaign", &id)?;
-    state.engine.campaign(&id).map(Json).ok_or_else(unknown_campaign)
+    state
+        .engine
+        .campaign(&id)
+        .map(Json)
+        .ok_or_else(unknown_campaign)
 }
 
-async fn act(state: AppState, id: String, action: CampaignAction) -> Result<Json<CampaignView>, AppError> {
+async fn act(
+    state: AppState,
+    id: String,
+    action: CampaignAction,
+) -> Result<Json<CampaignView>, AppError> {
     path_id("campaign", &id)?;
     Ok(Json(state.engine.campaign_action(&id, action).await?))
 }
@@ -87,7 +98,11 @@ pub(crate) async fn stats(
     AppPath(id): AppPath<String>,
 ) -> Result<Json<CampaignStats>, AppError> {
     path_id("campaign", &id)?;
-    state.engine.campaign_stats(&id).map(Json).ok_or_else(unknown_campaign)
+    state
+        .engine
+        .campaign_stats(&id)
+        .map(Json)
+        .ok_or_else(unknown_campaign)
 }
 
 /// Every coupon of the campaign as NDJSON, serialised chunk by chunk as the body is sent.

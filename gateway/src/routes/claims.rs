@@ -34,8 +34,15 @@ pub(crate) async fn claim(
     let started = Instant::now();
     match state.engine.claim(&account, &campaign, req.tier, key).await {
         Ok((coupon, replay)) => {
-            record_claim(if replay { "replayed" } else { "granted" }, started.elapsed());
-            let status = if replay { StatusCode::OK } else { StatusCode::CREATED };
+            record_claim(
+                if replay { "replayed" } else { "granted" },
+                started.elapsed(),
+            );
+            let status = if replay {
+                StatusCode::OK
+            } else {
+                StatusCode::CREATED
+            };
             Ok((status, Json(coupon)))
         }
         Err(e) => {
@@ -70,10 +77,14 @@ pub(crate) async fn coupon(
                 return Ok(Json(c));
             }
             match state.engine.coupon(&code).await {
-                Ok(_) => Err(AppError::forbidden("this coupon belongs to another resident")),
+                Ok(_) => Err(AppError::forbidden(
+                    "this coupon belongs to another resident",
+                )),
                 Err(e) => Err(e.into()),
             }
         }
-        AnyRole::Terminal(_) => Err(AppError::forbidden("only a manager or the owning resident may look up a coupon")),
+        AnyRole::Terminal(_) => Err(AppError::forbidden(
+            "only a manager or the owning resident may look up a coupon",
+        )),
     }
 }

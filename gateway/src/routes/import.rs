@@ -57,7 +57,12 @@ impl From<&GatewayConfig> for ImportLimits {
 /// Refuses, before reading a byte, bodies of the wrong type or a declared size over the limit.
 pub(crate) fn check_headers(headers: &HeaderMap, limits: ImportLimits) -> Result<(), AppError> {
     if let Some(value) = headers.get(CONTENT_TYPE) {
-        let essence = value.to_str().unwrap_or_default().split(';').next().unwrap_or_default();
+        let essence = value
+            .to_str()
+            .unwrap_or_default()
+            .split(';')
+            .next()
+            .unwrap_or_default();
         let essence = essence.trim().to_ascii_lowercase();
         if !ACCEPTED_CONTENT_TYPES.contains(&essence.as_str()) {
             return Err(AppError::unsupported_media_type(
@@ -65,7 +70,9 @@ pub(crate) fn check_headers(headers: &HeaderMap, limits: ImportLimits) -> Result
             ));
         }
     }
-    let declared = headers.get(CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    let declared = headers
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
     if declared.is_some_and(|n| n > limits.bytes_max) {
         return Err(too_large(limits));
     }
@@ -73,7 +80,10 @@ pub(crate) fn check_headers(headers: &HeaderMap, limits: ImportLimits) -> Result
 }
 
 fn too_large(limits: ImportLimits) -> AppError {
-    AppError::payload_too_large(format!("an import body is at most {} bytes; split the file", limits.bytes_max))
+    AppError::payload_too_large(format!(
+        "an import body is at most {} bytes; split the file",
+        limits.bytes_max
+    ))
 }
 
 /// Reads `body` to its end, registering records through `register`.
@@ -100,7 +110,10 @@ where
         line_no: 0,
         pending: Vec::new(),
         pending_lines: Vec::new(),
-        outcome: ImportOutcome { accepted: 0, rejected: Vec::new() },
+        outcome: ImportOutcome {
+            accepted: 0,
+            rejected: Vec::new(),
+        },
         unlisted: 0,
     };
     let mut total: u64 = 0;
@@ -108,7 +121,10 @@ where
         let chunk = match chunk {
             Ok(c) => c,
             Err(e) => {
-                let what = format!("reading the body failed after line {}: {e}", importer.line_no);
+                let what = format!(
+                    "reading the body failed after line {}: {e}",
+                    importer.line_no
+                );
                 return Err(AppError::bad_request(importer.progress(&what)));
             }
         };
@@ -174,11 +190,20 @@ where
         self.line_no += 1;
         let line_no = self.line_no;
         let parsed = if std::mem::take(&mut self.overlong) {
-            Some(Err(("payload_too_large", format!("line longer than {} bytes", self.limits.line_bytes_max))))
+            Some(Err((
+                "payload_too_large",
+                format!("line longer than {} bytes", self.limits.line_bytes_max),
+            )))
         } else {
-            let text = if line_no == 1 { self.line.strip_prefix(BOM).unwrap_or(&self.line) } else { &self.line };
+            let text = if line_no == 1 {
+                self.line.strip_prefix(BOM).unwrap_or(&self.line)
+            } else {
+                &self.line
+            };
             let text = text.trim_ascii();
-            (!text.is_empty()).then(|| serde_json::from_slice::<T>(text).map_err(|e| ("bad_request", e.to_string())))
+            (!text.is_empty()).then(|| {
+                serde_json::from_slice::<T>(text).map_err(|e| ("bad_request", e.to_string()))
+            })
         };
         self.line.clear();
         match parsed {
@@ -202,7 +227,9 @@ where
 
     fn reject(&mut self, line: u64, reason: &str, detail: String) {
         if self.outcome.rejected.len() < REJECTIONS_LISTED_MAX {
-            self.outcome.rejected.push((line, reason.to_owned(), detail));
+            self.outcome
+                .rejected
+                .push((line, reason.to_owned(), detail));
         } else {
             self.unlisted += 1;
         }
@@ -218,13 +245,19 @@ where
         let results = match self.send(batch).await {
             Ok(r) => r,
             Err(e) => {
-                let detail =
-                    self.progress(&format!("{} (lines from {first_line} on were not registered)", e.detail()));
+                let detail = self.progress(&format!(
+                    "{} (lines from {first_line} on were not registered)",
+                    e.detail()
+                ));
                 return Err(e.with_detail(detail));
             }
         };
         if results.len() != lines.len() {
-            tracing::error!(sent = lines.len(), answered = results.len(), "engine answered a bulk registration partially");
+            tracing::error!(
+                sent = lines.len(),
+                answered = results.len(),
+                "engine answered a bulk registration partially"
+            );
         }
         let mut results = results.into_iter();
         for line in lines {
@@ -232,10 +265,18 @@ where
                 Some(Ok(())) => self.outcome.accepted += 1,
                 Some(Err(e)) => {
                     let e = AppError::from(e);
-                    let detail = if e.errors().is_empty() { e.detail().to_owned() } else { describe_fields(e.errors()) };
+                    let detail = if e.errors().is_empty() {
+                        e.detail().to_owned()
+                    } else {
+                        describe_fields(e.errors())
+                    };
                     self.reject(line, e.reason(), detail);
                 }
-                None => self.reject(line, "unavailable", "the engine gave no outcome; re-send this line".to_owned()),
+                None => self.reject(
+                    line,
+                    "unavailable",
+                    "the engine gave no outcome; re-send this line".to_owned(),
+                ),
             }
         }
         Ok(())
@@ -247,9 +288,14 @@ where
         loop {
             match (self.register)(batch.clone()).await {
                 Ok(results) => return Ok(results),
-                Err(EngineError::Overloaded { retry_after_ms }) if attempts < OVERLOAD_RETRIES_MAX => {
+                Err(EngineError::Overloaded { retry_after_ms })
+                    if attempts < OVERLOAD_RETRIES_MAX =>
+                {
                     attempts += 1;
-                    tokio::time::sleep(Duration::from_millis(retry_after_ms.clamp(1, OVERLOAD_WAIT_MS_MAX))).await;
+                    tokio::time::sleep(Duration::from_millis(
+                        retry_after_ms.clamp(1, OVERLOAD_WAIT_MS_MAX),
+                    ))
+                    .await;
                 }
                 Err(e) => return Err(AppError::from(e)),
             }
@@ -257,7 +303,10 @@ where
     }
 
     fn progress(&self, what: &str) -> String {
-        format!("{what}; {} lines were registered before this", self.outcome.accepted)
+        format!(
+            "{what}; {} lines were registered before this",
+            self.outcome.accepted
+        )
     }
 
     async fn finish(mut self) -> Result<ImportOutcome, AppError> {
@@ -268,14 +317,19 @@ where
         if self.unlisted > 0 {
             // Line 0 never names a real line: it marks the summary of the unlisted rest.
             let detail = format!("{} more rejected lines are not listed", self.unlisted);
-            self.outcome.rejected.push((0, "truncated".to_owned(), detail));
+            self.outcome
+                .rejected
+                .push((0, "truncated".to_owned(), detail));
         }
         Ok(self.outcome)
     }
 }
 
 fn describe_fields(errors: &[FieldError]) -> String {
-    let parts: Vec<String> = errors.iter().map(|e| format!("{}: {}", e.field, e.reason)).collect();
+    let parts: Vec<String> = errors
+        .iter()
+        .map(|e| format!("{}: {}", e.field, e.reason))
+        .collect();
     parts.join("; ")
 }
 

@@ -26,7 +26,13 @@ fn problems(m: &MerchantInput) -> Vec<FieldError> {
 }
 
 fn view_of(m: MerchantInput) -> MerchantView {
-    MerchantView { id: m.id, name: m.name, category: m.category, region: m.region, terminals: m.terminals }
+    MerchantView {
+        id: m.id,
+        name: m.name,
+        category: m.category,
+        region: m.region,
+        terminals: m.terminals,
+    }
 }
 
 pub(crate) async fn register(
@@ -42,7 +48,10 @@ pub(crate) async fn register(
     match outcome.into_iter().next() {
         // The registry's view if it has one (it may normalise), else what was registered.
         Some(Ok(())) => {
-            let view = state.engine.merchant(&input.id).unwrap_or_else(|| view_of(input));
+            let view = state
+                .engine
+                .merchant(&input.id)
+                .unwrap_or_else(|| view_of(input));
             Ok((StatusCode::CREATED, Json(view)))
         }
         Some(Err(e)) => Err(e.into()),
@@ -61,10 +70,15 @@ pub(crate) async fn import(
 ) -> Result<Json<ImportOutcome>, AppError> {
     import::check_headers(&headers, state.import)?;
     let engine = &state.engine;
-    let outcome = import::run(body.into_data_stream(), state.import, problems, |batch: Vec<MerchantInput>| {
-        let engine = engine.clone();
-        async move { engine.register_merchants(batch).await }
-    })
+    let outcome = import::run(
+        body.into_data_stream(),
+        state.import,
+        problems,
+        |batch: Vec<MerchantInput>| {
+            let engine = engine.clone();
+            async move { engine.register_merchants(batch).await }
+        },
+    )
     .await?;
     Ok(Json(outcome))
 }
@@ -76,7 +90,11 @@ pub(crate) async fn one(
 ) -> Result<Json<MerchantView>, AppError> {
     path_id("merchant", &id)?;
     caller.may_act_for_merchant(&id)?;
-    state.engine.merchant(&id).map(Json).ok_or_else(|| AppError::refused(&Refusal::UnknownMerchant))
+    state
+        .engine
+        .merchant(&id)
+        .map(Json)
+        .ok_or_else(|| AppError::refused(&Refusal::UnknownMerchant))
 }
 
 /// Query of the settlement route.

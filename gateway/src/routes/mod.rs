@@ -19,7 +19,10 @@ use axum::Router;
 /// The JSON routes under the ordinary body limit and timeout.
 pub(crate) fn api() -> Router<AppState> {
     Router::new()
-        .route("/v1/campaigns", post(campaigns::create).get(campaigns::list))
+        .route(
+            "/v1/campaigns",
+            post(campaigns::create).get(campaigns::list),
+        )
         .route("/v1/campaigns/{id}", get(campaigns::one))
         .route("/v1/campaigns/{id}/publish", post(campaigns::publish))
         .route("/v1/campaigns/{id}/pause", post(campaigns::pause))
@@ -36,7 +39,10 @@ pub(crate) fn api() -> Router<AppState> {
         .route("/v1/merchants/{id}/settlement", get(merchants::settlement))
         .route("/v1/redemptions/quote", post(redemptions::quote))
         .route("/v1/redemptions", post(redemptions::redeem))
-        .route("/v1/redemptions/{redemption_id}/reverse", post(redemptions::reverse))
+        .route(
+            "/v1/redemptions/{redemption_id}/reverse",
+            post(redemptions::reverse),
+        )
 }
 
 /// The NDJSON bulk imports.

@@ -31,12 +31,18 @@ async fn readyz(State(state): State<AppState>) -> Response {
     if state.engine.ready() {
         "ready".into_response()
     } else {
-        AppError::unavailable().with_detail("not every shard is up yet").into_response()
+        AppError::unavailable()
+            .with_detail("not every shard is up yet")
+            .into_response()
     }
 }
 
 async fn metrics() -> Response {
-    ([(CONTENT_TYPE, PROMETHEUS_CONTENT_TYPE)], crate::metrics::handle().render()).into_response()
+    (
+        [(CONTENT_TYPE, PROMETHEUS_CONTENT_TYPE)],
+        crate::metrics::handle().render(),
+    )
+        .into_response()
 }
 
 /// No such route.

@@ -39,7 +39,10 @@ pub(crate) struct RedeemBody {
 
 fn order_field(errors: &mut Vec<FieldError>, order_fen: u64) {
     if order_fen > AMOUNT_FEN_MAX {
-        errors.push(field_error("order_fen", format!("at most {AMOUNT_FEN_MAX} fen")));
+        errors.push(field_error(
+            "order_fen",
+            format!("at most {AMOUNT_FEN_MAX} fen"),
+        ));
     }
 }
 
@@ -54,7 +57,11 @@ pub(crate) async fn quote(
     if !errors.is_empty() {
         return Err(AppError::invalid(errors));
     }
-    let req = QuoteRequest { merchant: till.merchant, code, order_fen: body.order_fen };
+    let req = QuoteRequest {
+        merchant: till.merchant,
+        code,
+        order_fen: body.order_fen,
+    };
     Ok(Json(state.engine.quote(req).await?))
 }
 
@@ -95,7 +102,11 @@ async fn redeem_checked(
         order_fen: body.order_fen,
     };
     let (redemption, replay) = state.engine.redeem(req).await?;
-    let status = if replay { StatusCode::OK } else { StatusCode::CREATED };
+    let status = if replay {
+        StatusCode::OK
+    } else {
+        StatusCode::CREATED
+    };
     Ok((status, Json(redemption)))
 }
 
@@ -107,6 +118,9 @@ pub(crate) async fn reverse(
     AppPath(id): AppPath<String>,
 ) -> Result<Json<Reversal>, AppError> {
     redemption_id(&id)?;
-    let req = ReverseRequest { merchant: till.merchant, redemption_id: id };
+    let req = ReverseRequest {
+        merchant: till.merchant,
+        redemption_id: id,
+    };
     Ok(Json(state.engine.reverse(req).await?))
 }

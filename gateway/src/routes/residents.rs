@@ -57,10 +57,15 @@ pub(crate) async fn import(
 ) -> Result<Json<ImportOutcome>, AppError> {
     import::check_headers(&headers, state.import)?;
     let engine = &state.engine;
-    let outcome = import::run(body.into_data_stream(), state.import, problems, |batch: Vec<ResidentInput>| {
-        let engine = engine.clone();
-        async move { engine.register_residents(batch).await }
-    })
+    let outcome = import::run(
+        body.into_data_stream(),
+        state.import,
+        problems,
+        |batch: Vec<ResidentInput>| {
+            let engine = engine.clone();
+            async move { engine.register_residents(batch).await }
+        },
+    )
     .await?;
     Ok(Json(outcome))
 }

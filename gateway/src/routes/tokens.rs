@@ -54,7 +54,10 @@ pub(crate) struct MintReply {
 fn problems(req: &MintRequest) -> Vec<FieldError> {
     let mut errors = Vec::new();
     if req.subjects.is_empty() || req.subjects.len() > SUBJECTS_MAX {
-        errors.push(field_error("subjects", format!("1 to {SUBJECTS_MAX} subjects")));
+        errors.push(field_error(
+            "subjects",
+            format!("1 to {SUBJECTS_MAX} subjects"),
+        ));
     }
     for (i, s) in req.subjects.iter().enumerate() {
         id_field(&mut errors, format!("subjects[{i}]"), s);
@@ -63,13 +66,21 @@ fn problems(req: &MintRequest) -> Vec<FieldError> {
         }
     }
     match (&req.merchant, req.role) {
-        (None, Role::Terminal) => errors.push(field_error("merchant", "required for terminal tokens")),
+        (None, Role::Terminal) => {
+            errors.push(field_error("merchant", "required for terminal tokens"))
+        }
         (Some(m), Role::Terminal) => id_field(&mut errors, "merchant", m),
-        (Some(_), _) => errors.push(field_error("merchant", "only terminal tokens name a merchant")),
+        (Some(_), _) => errors.push(field_error(
+            "merchant",
+            "only terminal tokens name a merchant",
+        )),
         (None, _) => {}
     }
     if req.ttl_s == 0 || req.ttl_s > TTL_S_MAX {
-        errors.push(field_error("ttl_s", format!("1 to {TTL_S_MAX} seconds (30 days)")));
+        errors.push(field_error(
+            "ttl_s",
+            format!("1 to {TTL_S_MAX} seconds (30 days)"),
+        ));
     }
     errors
 }
@@ -84,12 +95,26 @@ async fn mint_tokens(
         return Err(AppError::invalid(errors));
     }
     let ttl_s = i64::try_from(req.ttl_s).unwrap_or(i64::MAX);
-    let exp = state.engine.now_ms().div_euclid(1_000).saturating_add(ttl_s);
+    let exp = state
+        .engine
+        .now_ms()
+        .div_euclid(1_000)
+        .saturating_add(ttl_s);
     let key = &state.engine.keys().token;
     let tokens = req
         .subjects
         .into_iter()
-        .map(|sub| mint(key, &TokenClaims { role: req.role, sub, mer: req.merchant.clone(), exp }))
+        .map(|sub| {
+            mint(
+                key,
+                &TokenClaims {
+                    role: req.role,
+                    sub,
+                    mer: req.merchant.clone(),
+                    exp,
+                },
+            )
+        })
         .collect();
     Ok(Json(MintReply { tokens }))
 }
