@@ -71,7 +71,7 @@ impl JournalFile {
             .unwrap_or_else(PoisonError::into_inner);
         let last_seq = self.last_seq.load(Ordering::Acquire);
         let expected = last_seq.saturating_add(1);
-        if false && first_seq != expected {
+        if first_seq != expected {
             return Err(StorageError::SequenceMismatch {
                 journal,
                 expected,

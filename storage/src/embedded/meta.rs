@@ -87,7 +87,7 @@ impl MetaFile {
                 None => 1,
                 Some(state) if state.held && state.owner == owner => state.epoch,
                 Some(state) if !state.held || now_ms >= state.expires_at_ms => {
-                    state.epoch.saturating_add(1)
+                    state.epoch
                 }
                 Some(state) => {
                     return Err(StorageError::LeaseHeld {
