@@ -10,8 +10,11 @@ use std::sync::Barrier;
 use crate::error::StorageError;
 use crate::store::{JournalId, Record, Store};
 
+/// One check: panics if `store` (fresh and empty) misbehaves.
+pub type Check = fn(&dyn Store);
+
 /// Every check taking a fresh store, by name, in the order [`run_all`] runs them.
-pub const ALL: &[(&str, fn(&dyn Store))] = &[
+pub const ALL: &[(&str, Check)] = &[
     ("append_then_read_in_order", append_then_read_in_order),
     (
         "sequence_fence_refuses_gaps_and_overlaps",
@@ -32,7 +35,10 @@ pub const ALL: &[(&str, fn(&dyn Store))] = &[
         "concurrent_appends_to_different_journals",
         concurrent_appends_to_different_journals,
     ),
-    ("racing_writers_exactly_one_wins", racing_writers_exactly_one_wins),
+    (
+        "racing_writers_exactly_one_wins",
+        racing_writers_exactly_one_wins,
+    ),
     ("failed_append_leaves_nothing", failed_append_leaves_nothing),
 ];
 
@@ -99,6 +105,7 @@ fn assert_mismatch(result: Result<(), StorageError>, journal: JournalId, expecte
     }
 }
 
+/// Batches appended one after another read back as one dense, ordered journal.
 pub fn append_then_read_in_order(store: &dyn Store) {
     append_payloads(store, 1, 1, 3);
     append_payloads(store, 1, 4, 1);
@@ -107,6 +114,7 @@ pub fn append_then_read_in_order(store: &dyn Store) {
     assert_records(&ok(store.read(1, 1, 100), "read"), 1, 1, 6);
 }
 
+/// The fence refuses every seq but last+1, with the fields a stale writer needs to react.
 pub fn sequence_fence_refuses_gaps_and_overlaps(store: &dyn Store) {
     let event: &[u8] = b"intruder";
     assert_mismatch(store.append(2, 0, &[event]), 2, 1, 0);
@@ -127,6 +135,7 @@ pub fn sequence_fence_refuses_gaps_and_overlaps(store: &dyn Store) {
     assert_records(&ok(store.read(2, 1, 100), "read"), 2, 1, 4);
 }
 
+/// Recovery and catch-up read from any seq, a bounded page at a time.
 pub fn read_from_middle_and_max(store: &dyn Store) {
     append_payloads(store, 3, 1, 10);
     assert_records(&ok(store.read(3, 4, 3), "read 4+3"), 3, 4, 6);
@@ -138,6 +147,7 @@ pub fn read_from_middle_and_max(store: &dyn Store) {
     assert!(ok(store.read(3, 1, 0), "read max 0").is_empty());
 }
 
+/// Unknown journals read as empty and are not created by reading them.
 pub fn empty_journal(store: &dyn Store) {
     assert_eq!(ok(store.last_seq(9), "last_seq"), 0);
     assert!(ok(store.read(9, 0, 10), "read from 0").is_empty());
@@ -149,6 +159,7 @@ pub fn empty_journal(store: &dyn Store) {
     );
 }
 
+/// Shards never see each other's records or snapshots; `journals` lists the non-empty ones.
 pub fn journals_are_independent(store: &dyn Store) {
     let (a, b, snapshot_only, wide) = (1, 2, 5, 123_456);
     append_payloads(store, b, 1, 2);
@@ -170,6 +181,7 @@ pub fn journals_are_independent(store: &dyn Store) {
     );
 }
 
+/// Only the latest snapshot is kept, and saving one never touches the records.
 pub fn snapshot_replaces_previous(store: &dyn Store) {
     assert_eq!(ok(store.load_snapshot(4), "load none"), None);
     append_payloads(store, 4, 1, 9);
@@ -189,17 +201,25 @@ pub fn snapshot_replaces_previous(store: &dyn Store) {
         Some((3, Vec::new())),
         "the last save wins, whatever its seq"
     );
-    assert_eq!(ok(store.last_seq(4), "last_seq"), 9, "snapshots leave records alone");
+    assert_eq!(
+        ok(store.last_seq(4), "last_seq"),
+        9,
+        "snapshots leave records alone"
+    );
     assert_records(&ok(store.read(4, 1, 100), "read"), 4, 1, 9);
 }
 
+/// Settings round-trip exactly, binary and empty values included.
 pub fn meta_roundtrip(store: &dyn Store) {
     assert_eq!(ok(store.get_meta("shards"), "get missing"), None);
     ok(store.put_meta("shards", b"16"), "put");
     ok(store.put_meta("secret/hmac", &[0, 255, 1]), "put binary");
     assert_eq!(ok(store.get_meta("shards"), "get"), Some(b"16".to_vec()));
     ok(store.put_meta("shards", b"32"), "overwrite");
-    assert_eq!(ok(store.get_meta("shards"), "get new"), Some(b"32".to_vec()));
+    assert_eq!(
+        ok(store.get_meta("shards"), "get new"),
+        Some(b"32".to_vec())
+    );
     assert_eq!(
         ok(store.get_meta("secret/hmac"), "get binary"),
         Some(vec![0, 255, 1])
@@ -209,11 +229,7 @@ pub fn meta_roundtrip(store: &dyn Store) {
     assert_eq!(ok(store.get_meta("shard"), "get prefix"), None);
 }
 
-fn assert_lease_held(
-    result: Result<crate::Lease, StorageError>,
-    holder: &str,
-    expires_in_ms: u64,
-) {
+fn assert_lease_held(result: Result<crate::Lease, StorageError>, holder: &str, expires_in_ms: u64) {
     match result {
         Err(err @ StorageError::LeaseHeld { .. }) => {
             assert!(err.is_retryable(), "a held lease is worth retrying");
@@ -230,10 +246,16 @@ fn assert_lease_held(
     }
 }
 
+/// One holder at a time, and every change of hands raises the fencing epoch.
 pub fn lease_exclusive_until_expiry_and_epoch_increments(store: &dyn Store) {
     let first = ok(store.acquire_lease("shard/1", "a", 1000, 0), "a acquires");
     assert_eq!(
-        (first.name.as_str(), first.owner.as_str(), first.epoch, first.expires_at_ms),
+        (
+            first.name.as_str(),
+            first.owner.as_str(),
+            first.epoch,
+            first.expires_at_ms
+        ),
         ("shard/1", "a", 1, 1000)
     );
     assert_lease_held(store.acquire_lease("shard/1", "b", 1000, 500), "a", 500);
@@ -241,31 +263,45 @@ pub fn lease_exclusive_until_expiry_and_epoch_increments(store: &dyn Store) {
     let other = ok(store.acquire_lease("shard/2", "b", 1000, 500), "other name");
     assert_eq!(other.epoch, 1, "leases are independent");
 
-    let taken = ok(store.acquire_lease("shard/1", "b", 1000, 1000), "b after expiry");
+    let taken = ok(
+        store.acquire_lease("shard/1", "b", 1000, 1000),
+        "b after expiry",
+    );
     assert_eq!((taken.owner.as_str(), taken.epoch), ("b", 2));
     assert_lease_held(store.acquire_lease("shard/1", "a", 1000, 1200), "b", 800);
 
-    ok(store.release_lease("shard/1", "a"), "release by a non-holder");
+    ok(
+        store.release_lease("shard/1", "a"),
+        "release by a non-holder",
+    );
     assert_lease_held(store.acquire_lease("shard/1", "a", 1000, 1300), "b", 700);
     ok(store.release_lease("shard/1", "b"), "release by holder");
-    let back = ok(store.acquire_lease("shard/1", "a", 1000, 1400), "a after release");
+    let back = ok(
+        store.acquire_lease("shard/1", "a", 1000, 1400),
+        "a after release",
+    );
     assert_eq!((back.owner.as_str(), back.epoch), ("a", 3));
     ok(store.release_lease("shard/1", "a"), "release");
     let again = ok(store.acquire_lease("shard/1", "a", 1000, 1500), "a again");
     assert_eq!(again.epoch, 4, "release then grant is a change of hands");
 }
 
+/// A holder renewing its own lease keeps its epoch, so its in-flight writes stay valid.
 pub fn lease_renew_keeps_epoch(store: &dyn Store) {
     let first = ok(store.acquire_lease("stock/7", "a", 1000, 0), "acquire");
     let renewed = ok(store.acquire_lease("stock/7", "a", 1000, 500), "renew");
     assert_eq!(renewed.epoch, first.epoch);
     assert_eq!(renewed.expires_at_ms, 1500, "renewal extends from now");
     assert_lease_held(store.acquire_lease("stock/7", "b", 1000, 1200), "a", 300);
-    let late = ok(store.acquire_lease("stock/7", "a", 1000, 2000), "renew after expiry");
+    let late = ok(
+        store.acquire_lease("stock/7", "a", 1000, 2000),
+        "renew after expiry",
+    );
     assert_eq!(late.epoch, first.epoch, "nobody else held it in between");
     assert_eq!(late.expires_at_ms, 3000);
 }
 
+/// A flash-sale sized batch is stored whole and reads back byte for byte.
 pub fn large_batch(store: &dyn Store) {
     let (count, payload_bytes) = (10_000_u64, 100_usize);
     let payloads: Vec<Vec<u8>> = (1..=count)
@@ -281,7 +317,11 @@ pub fn large_batch(store: &dyn Store) {
     let all = ok(store.read(6, 1, 20_000), "read all");
     assert_eq!(all.len(), payloads.len());
     for (record, (seq, expected)) in all.iter().zip((1..).zip(&payloads)) {
-        assert_eq!((record.seq, &record.payload), (seq, expected), "record {seq}");
+        assert_eq!(
+            (record.seq, &record.payload),
+            (seq, expected),
+            "record {seq}"
+        );
     }
     let mut next = 1;
     while next <= count {
@@ -292,6 +332,7 @@ pub fn large_batch(store: &dyn Store) {
     }
 }
 
+/// Shard threads appending at once do not lose or mix up each other's records.
 pub fn concurrent_appends_to_different_journals(store: &dyn Store) {
     let (threads, batches, batch_len) = (4_u32, 50_u64, 10_u64);
     std::thread::scope(|scope| {
@@ -306,10 +347,16 @@ pub fn concurrent_appends_to_different_journals(store: &dyn Store) {
     for journal in 0..threads {
         let last = batches * batch_len;
         assert_eq!(ok(store.last_seq(journal), "last_seq"), last);
-        assert_records(&ok(store.read(journal, 1, 10_000), "read"), journal, 1, last);
+        assert_records(
+            &ok(store.read(journal, 1, 10_000), "read"),
+            journal,
+            1,
+            last,
+        );
     }
 }
 
+/// Writers racing for the same seq: the fence lets exactly one through.
 pub fn racing_writers_exactly_one_wins(store: &dyn Store) {
     let (writers, rounds) = (4_usize, 20_u64);
     for seq in 1..=rounds {
@@ -347,19 +394,29 @@ pub fn racing_writers_exactly_one_wins(store: &dyn Store) {
     }
 }
 
+/// A refused batch leaves no trace: no records, no seq movement, no new journal.
 pub fn failed_append_leaves_nothing(store: &dyn Store) {
     append_payloads(store, 10, 1, 3);
-    let refused: Vec<Vec<u8>> = (0..100).map(|i| format!("refused {i}").into_bytes()).collect();
+    let refused: Vec<Vec<u8>> = (0..100)
+        .map(|i| format!("refused {i}").into_bytes())
+        .collect();
     let events: Vec<&[u8]> = refused.iter().map(Vec::as_slice).collect();
     assert!(store.append(10, 5, &events).is_err(), "gap must fail");
     assert!(store.append(10, 3, &events).is_err(), "overlap must fail");
     assert_eq!(ok(store.last_seq(10), "last_seq"), 3);
     assert_records(&ok(store.read(10, 1, 1_000), "read"), 10, 1, 3);
 
-    assert!(store.append(11, 2, &events).is_err(), "gap on empty journal");
+    assert!(
+        store.append(11, 2, &events).is_err(),
+        "gap on empty journal"
+    );
     assert_eq!(ok(store.last_seq(11), "last_seq empty"), 0);
     assert!(ok(store.read(11, 0, 1_000), "read empty").is_empty());
-    assert_eq!(ok(store.journals(), "journals"), vec![10], "no journal from a refusal");
+    assert_eq!(
+        ok(store.journals(), "journals"),
+        vec![10],
+        "no journal from a refusal"
+    );
 
     append_payloads(store, 10, 4, 2);
     assert_records(&ok(store.read(10, 1, 1_000), "read after"), 10, 1, 5);
@@ -388,7 +445,10 @@ pub fn survives_reopen<S: Store>(open: &mut dyn FnMut() -> S) {
             ok(store.load_snapshot(1), "load_snapshot"),
             Some((2, b"state at 2".to_vec()))
         );
-        assert_eq!(ok(store.get_meta("shards"), "get_meta"), Some(b"8".to_vec()));
+        assert_eq!(
+            ok(store.get_meta("shards"), "get_meta"),
+            Some(b"8".to_vec())
+        );
         assert_eq!(ok(store.journals(), "journals"), vec![1, 2]);
         assert_mismatch(store.append(1, 3, &[b"stale"]), 1, 4, 3);
         append_payloads(&store, 1, 4, 1);
@@ -399,6 +459,11 @@ pub fn survives_reopen<S: Store>(open: &mut dyn FnMut() -> S) {
         assert_eq!(freed.epoch, 2, "a release survives reopen");
     }
     let store = open();
-    assert_records(&ok(store.read(1, 1, 100), "read after second reopen"), 1, 1, 4);
+    assert_records(
+        &ok(store.read(1, 1, 100), "read after second reopen"),
+        1,
+        1,
+        4,
+    );
     assert_eq!(ok(store.last_seq(1), "last_seq after second reopen"), 4);
 }

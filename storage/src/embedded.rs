@@ -10,6 +10,11 @@
 //!
 //! Every write commits with redb's `Durability::Immediate`, so an `Ok` means the data reached
 //! the disk. redb checksums its commits and rolls back to the last complete one after a crash.
+//!
+//! One limit of every fsync-based store applies: if the disk fails in the middle of a commit,
+//! the call returns `Err` and the file refuses further use until the process restarts, but
+//! whether that last batch is on disk is only known after reopening. Shards must therefore
+//! treat a write error as fatal and recover from storage, never retry blind.
 
 mod journal;
 mod meta;
@@ -325,7 +330,10 @@ mod tests {
     fn journal_file_names_roundtrip_and_reject_strays() {
         assert_eq!(journal_file_name(7), "journal-00007.redb");
         assert_eq!(parse_journal_file_name("journal-00007.redb"), Some(7));
-        assert_eq!(parse_journal_file_name("journal-123456.redb"), Some(123_456));
+        assert_eq!(
+            parse_journal_file_name("journal-123456.redb"),
+            Some(123_456)
+        );
         assert_eq!(parse_journal_file_name("journal-7.redb"), None);
         assert_eq!(parse_journal_file_name("meta.redb"), None);
         assert_eq!(parse_journal_file_name("journal-00007.redb.tmp"), None);

@@ -48,8 +48,12 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     ) -> Result<(), StorageError>;
 
     /// Records with seq >= from_seq, in order, at most `max` of them.
-    fn read(&self, journal: JournalId, from_seq: u64, max: usize)
-        -> Result<Vec<Record>, StorageError>;
+    fn read(
+        &self,
+        journal: JournalId,
+        from_seq: u64,
+        max: usize,
+    ) -> Result<Vec<Record>, StorageError>;
 
     /// Highest seq written (0 when empty).
     fn last_seq(&self, journal: JournalId) -> Result<u64, StorageError>;
@@ -58,7 +62,8 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     ///
     /// The backend does not compare `seq` with the journal: keeping it consistent with the
     /// records is the caller's job, since only the caller knows what the state contains.
-    fn save_snapshot(&self, journal: JournalId, seq: u64, state: &[u8]) -> Result<(), StorageError>;
+    fn save_snapshot(&self, journal: JournalId, seq: u64, state: &[u8])
+        -> Result<(), StorageError>;
 
     /// The latest snapshot, if any: (seq, bytes).
     fn load_snapshot(&self, journal: JournalId) -> Result<Option<(u64, Vec<u8>)>, StorageError>;

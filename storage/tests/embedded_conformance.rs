@@ -89,7 +89,10 @@ fn assert_locked(result: Result<EmbeddedStore, StorageError>, dir: &Path) {
             );
             assert!(err.is_retryable());
         }
-        other => panic!("second open of {} must be refused, got {other:?}", dir.display()),
+        other => panic!(
+            "second open of {} must be refused, got {other:?}",
+            dir.display()
+        ),
     }
 }
 
@@ -126,7 +129,12 @@ fn open_from_another_process_is_refused() {
     let dir = fresh_dir();
     let exe = std::env::current_exe().expect("current test binary");
     let mut child = Command::new(exe)
-        .args(["--exact", "lock_holder_child", "--nocapture", "--test-threads=1"])
+        .args([
+            "--exact",
+            "lock_holder_child",
+            "--nocapture",
+            "--test-threads=1",
+        ])
         .env(LOCK_CHILD_DIR_ENV, dir.path())
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())

@@ -87,7 +87,7 @@ impl MetaFile {
                 None => 1,
                 Some(state) if state.held && state.owner == owner => state.epoch,
                 Some(state) if !state.held || now_ms >= state.expires_at_ms => {
-                    state.epoch
+                    state.epoch.saturating_add(1)
                 }
                 Some(state) => {
                     return Err(StorageError::LeaseHeld {
@@ -197,8 +197,7 @@ impl LeaseState {
             held,
             epoch: u64_at(1)?,
             expires_at_ms: u64_at(9)?,
-            owner: String::from_utf8(owner.to_vec())
-                .map_err(|_| corrupt("owner is not UTF-8"))?,
+            owner: String::from_utf8(owner.to_vec()).map_err(|_| corrupt("owner is not UTF-8"))?,
         })
     }
 }
