@@ -17,6 +17,8 @@ use yunquan_actors::api::{CampaignStats, CouponStatus, CouponView};
 
 /// Examples quoted in one violation, at most.
 const EXAMPLES_MAX: usize = 3;
+/// Contract violations seen in replies listed one by one, at most (the rest are counted).
+const ANOMALIES_LISTED_MAX: usize = 20;
 /// Longest wait for the stats to stop changing after the last request, in seconds.
 const STATS_SETTLE_MAX_S: u64 = 15;
 /// Pause between two stats reads while waiting for them to settle, in milliseconds.
@@ -69,7 +71,8 @@ pub struct ClientView<'a> {
 pub async fn fetch(api: &Api, token: &str, campaign: &str) -> anyhow::Result<ServerView> {
     let path = format!("/v1/campaigns/{campaign}/stats");
     let read = || async {
-        api.must::<CampaignStats>("GET stats", api.request(Method::GET, &path, token)).await
+        api.must::<CampaignStats>("GET stats", api.request(Method::GET, &path, token))
+            .await
     };
     // Stats may be a projection that trails the shards; wait for two equal reads.
     let deadline = Instant::now() + Duration::from_secs(STATS_SETTLE_MAX_S);
@@ -84,11 +87,19 @@ pub async fn fetch(api: &Api, token: &str, campaign: &str) -> anyhow::Result<Ser
         }
     }
     let (coupons, export_problems) = export(api, token, campaign).await?;
-    Ok(ServerView { stats, coupons, export_problems })
+    Ok(ServerView {
+        stats,
+        coupons,
+        export_problems,
+    })
 }
 
 /// Reads the NDJSON export line by line as it arrives.
-async fn export(api: &Api, token: &str, campaign: &str) -> anyhow::Result<(HashMap<String, Exported>, Vec<String>)> {
+async fn export(
+    api: &Api,
+    token: &str,
+    campaign: &str,
+) -> anyhow::Result<(HashMap<String, Exported>, Vec<String>)> {
     let path = format!("/v1/campaigns/{campaign}/coupons");
     let mut resp = api
         .request(Method::GET, &path, token)
@@ -101,31 +112,42 @@ async fn export(api: &Api, token: &str, campaign: &str) -> anyhow::Result<(HashM
     let mut problems = Vec::new();
     let mut pending: Vec<u8> = Vec::new();
     let mut line_no = 0u64;
-    let mut take_line = |line: &[u8], coupons: &mut HashMap<String, Exported>, problems: &mut Vec<String>| {
-        line_no += 1;
-        if line.iter().all(u8::is_ascii_whitespace) {
-            return;
-        }
-        match serde_json::from_slice::<CouponView>(line) {
-            Ok(c) => {
-                if c.campaign != campaign {
-                    problems.push(format!("export line {line_no}: coupon {} belongs to campaign {}", c.code, c.campaign));
-                }
-                let e = Exported {
-                    tier: c.tier,
-                    round: c.round,
-                    status: c.status,
-                    redemption_id: c.redemption_id,
-                    times_redeemed: c.times_redeemed,
-                };
-                if coupons.insert(c.code.clone(), e).is_some() {
-                    problems.push(format!("export line {line_no}: coupon {} appears twice", c.code));
-                }
+    let mut take_line =
+        |line: &[u8], coupons: &mut HashMap<String, Exported>, problems: &mut Vec<String>| {
+            line_no += 1;
+            if line.iter().all(u8::is_ascii_whitespace) {
+                return;
             }
-            Err(e) => problems.push(format!("export line {line_no} does not parse: {e}")),
-        }
-    };
-    while let Some(chunk) = resp.chunk().await.with_context(|| format!("reading {path}"))? {
+            match serde_json::from_slice::<CouponView>(line) {
+                Ok(c) => {
+                    if c.campaign != campaign {
+                        problems.push(format!(
+                            "export line {line_no}: coupon {} belongs to campaign {}",
+                            c.code, c.campaign
+                        ));
+                    }
+                    let e = Exported {
+                        tier: c.tier,
+                        round: c.round,
+                        status: c.status,
+                        redemption_id: c.redemption_id,
+                        times_redeemed: c.times_redeemed,
+                    };
+                    if coupons.insert(c.code.clone(), e).is_some() {
+                        problems.push(format!(
+                            "export line {line_no}: coupon {} appears twice",
+                            c.code
+                        ));
+                    }
+                }
+                Err(e) => problems.push(format!("export line {line_no} does not parse: {e}")),
+            }
+        };
+    while let Some(chunk) = resp
+        .chunk()
+        .await
+        .with_context(|| format!("reading {path}"))?
+    {
         pending.extend_from_slice(&chunk);
         let mut start = 0;
         while let Some(n) = pending[start..].iter().position(|b| *b == b'\n') {
@@ -152,7 +174,11 @@ pub fn code_route(code: &str) -> Option<u64> {
 }
 
 fn examples<T: std::fmt::Display>(items: &[T]) -> String {
-    let shown: Vec<String> = items.iter().take(EXAMPLES_MAX).map(ToString::to_string).collect();
+    let shown: Vec<String> = items
+        .iter()
+        .take(EXAMPLES_MAX)
+        .map(ToString::to_string)
+        .collect();
     let more = items.len().saturating_sub(EXAMPLES_MAX);
     if more > 0 {
         format!("{} and {more} more", shown.join(", "))
@@ -162,7 +188,10 @@ fn examples<T: std::fmt::Display>(items: &[T]) -> String {
 }
 
 /// Holdings above the per-person limits, for any grouping of coupons by person.
-fn over_limits<K: Ord + std::fmt::Debug>(plan: &Plan, held: &BTreeMap<K, BTreeMap<u32, u64>>) -> Vec<String> {
+fn over_limits<K: Ord + std::fmt::Debug>(
+    plan: &Plan,
+    held: &BTreeMap<K, BTreeMap<u32, u64>>,
+) -> Vec<String> {
     let mut out = Vec::new();
     for (who, tiers) in held {
         for (tier, n) in tiers {
@@ -191,7 +220,10 @@ pub fn check(server: &ServerView, ours: &ClientView<'_>) -> AuditReport {
     for c in server.coupons.values() {
         match exported_per_tier.get_mut(c.tier as usize) {
             Some(n) => *n += 1,
-            None => v.push(format!("export holds a coupon of tier {} which the campaign does not have", c.tier)),
+            None => v.push(format!(
+                "export holds a coupon of tier {} which the campaign does not have",
+                c.tier
+            )),
         }
         if c.status == CouponStatus::Redeemed {
             if let Some(n) = redeemed_per_tier.get_mut(c.tier as usize) {
@@ -199,75 +231,127 @@ pub fn check(server: &ServerView, ours: &ClientView<'_>) -> AuditReport {
             }
         }
         if c.round != 0 {
-            v.push(format!("export holds a coupon of round {}; the campaign has one round", c.round));
+            v.push(format!(
+                "export holds a coupon of round {}; the campaign has one round",
+                c.round
+            ));
         }
     }
     for (t, tier) in plan.tiers.iter().enumerate() {
-        let Some(s) = stats.tiers.iter().find(|s| s.round == 0 && s.tier as usize == t) else {
+        let Some(s) = stats
+            .tiers
+            .iter()
+            .find(|s| s.round == 0 && s.tier as usize == t)
+        else {
             v.push(format!("stats have no figures for round 0 tier {t}"));
             continue;
         };
         let exported = exported_per_tier.get(t).copied().unwrap_or(0);
         if s.stock != tier.stock {
-            v.push(format!("tier {t}: stats show stock {} but the campaign set {}", s.stock, tier.stock));
+            v.push(format!(
+                "tier {t}: stats show stock {} but the campaign set {}",
+                s.stock, tier.stock
+            ));
         }
         let claimed = s.claimed.max(exported);
         if claimed > tier.stock {
             report.oversold += claimed - tier.stock;
-            v.push(format!("tier {t} oversold: {claimed} claimed of {} in stock", tier.stock));
+            v.push(format!(
+                "tier {t} oversold: {claimed} claimed of {} in stock",
+                tier.stock
+            ));
         }
         if ours.sold_out_seen.get(t).copied().unwrap_or(false) && s.claimed < tier.stock {
             report.stranded += tier.stock - s.claimed;
-            v.push(format!("tier {t} answered sold_out but only {} of {} units were claimed", s.claimed, tier.stock));
+            v.push(format!(
+                "tier {t} answered sold_out but only {} of {} units were claimed",
+                s.claimed, tier.stock
+            ));
         }
         if s.claimed != exported {
-            v.push(format!("tier {t}: stats say {} claimed, the export holds {exported} coupons", s.claimed));
+            v.push(format!(
+                "tier {t}: stats say {} claimed, the export holds {exported} coupons",
+                s.claimed
+            ));
         }
         let redeemed = redeemed_per_tier.get(t).copied().unwrap_or(0);
         if s.redeemed != redeemed {
-            v.push(format!("tier {t}: stats say {} redeemed, the export shows {redeemed} redeemed coupons", s.redeemed));
+            v.push(format!(
+                "tier {t}: stats say {} redeemed, the export shows {redeemed} redeemed coupons",
+                s.redeemed
+            ));
         }
     }
     let claimed_total: u64 = stats.tiers.iter().map(|s| s.claimed).sum();
     report.coupons_exported = server.coupons.len() as u64;
     if claimed_total != report.coupons_exported {
-        v.push(format!("stats say {claimed_total} coupons claimed, the export holds {}", report.coupons_exported));
+        v.push(format!(
+            "stats say {claimed_total} coupons claimed, the export holds {}",
+            report.coupons_exported
+        ));
     }
     for p in &server.export_problems {
         v.push(p.clone());
     }
 
     // Double redemption: by the export, and by our own acknowledgements.
-    let mut doubled: HashSet<&str> =
-        server.coupons.iter().filter(|(_, c)| c.times_redeemed > 1).map(|(code, _)| code.as_str()).collect();
+    let mut doubled: HashSet<&str> = server
+        .coupons
+        .iter()
+        .filter(|(_, c)| c.times_redeemed > 1)
+        .map(|(code, _)| code.as_str())
+        .collect();
     let mut standing_by_code: HashMap<&str, u32> = HashMap::new();
     for (id, r) in &ours.redemptions.redeemed {
         if !ours.redemptions.reversed.contains_key(id) {
             *standing_by_code.entry(r.code.as_str()).or_insert(0) += 1;
         }
     }
-    doubled.extend(standing_by_code.iter().filter(|(_, n)| **n > 1).map(|(c, _)| *c));
+    doubled.extend(
+        standing_by_code
+            .iter()
+            .filter(|(_, n)| **n > 1)
+            .map(|(c, _)| *c),
+    );
     report.double_redeemed = doubled.len() as u64;
     if !doubled.is_empty() {
         let mut d: Vec<&str> = doubled.into_iter().collect();
         d.sort_unstable();
-        v.push(format!("{} coupons redeemed more than once: {}", d.len(), examples(&d)));
+        v.push(format!(
+            "{} coupons redeemed more than once: {}",
+            d.len(),
+            examples(&d)
+        ));
     }
 
     // Budget.
     report.over_budget = stats.discount_fen > stats.budget_fen;
     if report.over_budget {
-        v.push(format!("discounts {} fen exceed the budget of {} fen", stats.discount_fen, stats.budget_fen));
+        v.push(format!(
+            "discounts {} fen exceed the budget of {} fen",
+            stats.discount_fen, stats.budget_fen
+        ));
     }
     if stats.budget_fen != plan.budget_fen {
-        v.push(format!("stats show a budget of {} fen, the campaign set {}", stats.budget_fen, plan.budget_fen));
+        v.push(format!(
+            "stats show a budget of {} fen, the campaign set {}",
+            stats.budget_fen, plan.budget_fen
+        ));
     }
 
     // Lost acknowledgements.
-    let missing: Vec<&str> =
-        ours.granted.iter().filter(|g| !server.coupons.contains_key(&g.code)).map(|g| g.code.as_str()).collect();
+    let missing: Vec<&str> = ours
+        .granted
+        .iter()
+        .filter(|g| !server.coupons.contains_key(&g.code))
+        .map(|g| g.code.as_str())
+        .collect();
     if !missing.is_empty() {
-        v.push(format!("{} acknowledged coupons are missing from the export: {}", missing.len(), examples(&missing)));
+        v.push(format!(
+            "{} acknowledged coupons are missing from the export: {}",
+            missing.len(),
+            examples(&missing)
+        ));
     }
     let acks = ours.redemptions;
     let mut lost_redemptions = Vec::new();
@@ -275,8 +359,9 @@ pub fn check(server: &ServerView, ours: &ClientView<'_>) -> AuditReport {
     let mut standing_fen = 0u64;
     for (id, r) in &acks.redeemed {
         let coupon = server.coupons.get(&r.code);
-        let shows_it = coupon
-            .is_some_and(|c| c.status == CouponStatus::Redeemed && c.redemption_id.as_deref() == Some(id.as_str()));
+        let shows_it = coupon.is_some_and(|c| {
+            c.status == CouponStatus::Redeemed && c.redemption_id.as_deref() == Some(id.as_str())
+        });
         if acks.reversed.contains_key(id) {
             if shows_it {
                 lost_reversals.push(id.as_str());
@@ -323,8 +408,14 @@ pub fn check(server: &ServerView, ours: &ClientView<'_>) -> AuditReport {
     let mut by_cluster: BTreeMap<usize, BTreeMap<u32, u64>> = BTreeMap::new();
     let mut cluster_routes: BTreeMap<usize, HashSet<u64>> = BTreeMap::new();
     for g in ours.granted {
-        let Some(&account) = plan.participants.get(g.slot as usize) else { continue };
-        *by_account.entry(account).or_default().entry(g.tier).or_insert(0) += 1;
+        let Some(&account) = plan.participants.get(g.slot as usize) else {
+            continue;
+        };
+        *by_account
+            .entry(account)
+            .or_default()
+            .entry(g.tier)
+            .or_insert(0) += 1;
         if let Person::Cluster(n) = plan.population.person(account) {
             *by_cluster.entry(n).or_default().entry(g.tier).or_insert(0) += 1;
             if let Some(route) = code_route(&g.code) {
@@ -335,13 +426,23 @@ pub fn check(server: &ServerView, ours: &ClientView<'_>) -> AuditReport {
     let mut by_route: BTreeMap<u64, BTreeMap<u32, u64>> = BTreeMap::new();
     for (code, c) in &server.coupons {
         if let Some(route) = code_route(code) {
-            *by_route.entry(route).or_default().entry(c.tier).or_insert(0) += 1;
+            *by_route
+                .entry(route)
+                .or_default()
+                .entry(c.tier)
+                .or_insert(0) += 1;
         }
     }
     for (what, over) in [
         ("accounts", over_limits(plan, &by_account)),
-        ("bot clusters (one person each)", over_limits(plan, &by_cluster)),
-        ("persons (by the route in their coupon codes)", over_limits(plan, &by_route)),
+        (
+            "bot clusters (one person each)",
+            over_limits(plan, &by_cluster),
+        ),
+        (
+            "persons (by the route in their coupon codes)",
+            over_limits(plan, &by_route),
+        ),
     ] {
         if !over.is_empty() {
             v.push(format!(
@@ -365,7 +466,13 @@ pub fn check(server: &ServerView, ours: &ClientView<'_>) -> AuditReport {
         ));
     }
 
-    v.extend(ours.anomalies.iter().cloned());
+    v.extend(ours.anomalies.iter().take(ANOMALIES_LISTED_MAX).cloned());
+    if ours.anomalies.len() > ANOMALIES_LISTED_MAX {
+        v.push(format!(
+            "... and {} more contract violations seen in replies",
+            ours.anomalies.len() - ANOMALIES_LISTED_MAX
+        ));
+    }
     report.ok = v.is_empty();
     report.violations = v;
     report

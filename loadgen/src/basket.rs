@@ -24,7 +24,11 @@ impl BasketModel {
     pub fn new(shape: &RedemptionShape) -> Option<BasketModel> {
         // A log-normal's median is exp(mu).
         let x = LogNormal::new(shape.basket_x_median.ln(), shape.basket_x_sigma).ok()?;
-        Some(BasketModel { x, cap: shape.basket_x_cap, bunching_share: shape.bunching_share })
+        Some(BasketModel {
+            x,
+            cap: shape.basket_x_cap,
+            bunching_share: shape.bunching_share,
+        })
     }
 
     /// One order amount in integer fen, never below `min_spend_fen`.
@@ -77,7 +81,10 @@ mod tests {
         }
         // Bunching (25%) plus the log-normal's own mass below 0.05 (about 11% of 75%).
         let share = near as f64 / n as f64;
-        assert!((0.28..0.40).contains(&share), "near-threshold share {share}");
+        assert!(
+            (0.28..0.40).contains(&share),
+            "near-threshold share {share}"
+        );
         xs.sort_by(f64::total_cmp);
         let median = xs[n / 2];
         assert!((0.07..0.13).contains(&median), "median X {median}");

@@ -31,7 +31,8 @@ pub enum CampaignError {
 
 /// Parses the campaign zone.
 pub fn zone(name: &str) -> Result<Tz, CampaignError> {
-    name.parse().map_err(|_| CampaignError::TimeZone(name.to_owned()))
+    name.parse()
+        .map_err(|_| CampaignError::TimeZone(name.to_owned()))
 }
 
 /// Wall-clock time now in `tz`.
@@ -41,7 +42,10 @@ pub fn local_now(tz: Tz, now: DateTime<Utc>) -> NaiveDateTime {
 
 /// A local time in `tz` as a UTC instant.
 pub fn to_utc(tz: Tz, local: NaiveDateTime) -> Result<DateTime<Utc>, CampaignError> {
-    tz.from_local_datetime(&local).earliest().map(|t| t.with_timezone(&Utc)).ok_or(CampaignError::LocalTime(local))
+    tz.from_local_datetime(&local)
+        .earliest()
+        .map(|t| t.with_timezone(&Utc))
+        .ok_or(CampaignError::LocalTime(local))
 }
 
 /// Round start: `now` + [`ROUND_LEAD_S`], rounded up to a whole second (rounds are
@@ -61,7 +65,10 @@ pub fn round_start(now_local: NaiveDateTime) -> NaiveDateTime {
 pub fn validity(variant: &str, now_local: NaiveDateTime) -> Result<ValiditySpec, CampaignError> {
     let v = variant.trim();
     if let Some(days) = v.strip_prefix("days_after_claim:") {
-        let days = days.trim().parse().map_err(|_| CampaignError::Validity(v.to_owned()))?;
+        let days = days
+            .trim()
+            .parse()
+            .map_err(|_| CampaignError::Validity(v.to_owned()))?;
         return Ok(ValiditySpec::DaysAfterClaim { days });
     }
     if v != "same_day" {
@@ -77,7 +84,12 @@ pub fn validity(variant: &str, now_local: NaiveDateTime) -> Result<ValiditySpec,
 }
 
 /// The campaign definition for a plan.
-pub fn spec(plan: &Plan, start: NaiveDateTime, duration_s: u64, validity: ValiditySpec) -> CampaignSpec {
+pub fn spec(
+    plan: &Plan,
+    start: NaiveDateTime,
+    duration_s: u64,
+    validity: ValiditySpec,
+) -> CampaignSpec {
     let mut categories: Vec<Category> = plan.tiers.iter().map(|t| t.category).collect();
     categories.sort();
     categories.dedup();
@@ -107,7 +119,11 @@ pub fn spec(plan: &Plan, start: NaiveDateTime, duration_s: u64, validity: Validi
             per_round: Some(plan.limits.per_round),
             per_day: None,
         },
-        eligibility: Eligibility { categories, regions: Vec::new(), merchants: Vec::new() },
+        eligibility: Eligibility {
+            categories,
+            regions: Vec::new(),
+            merchants: Vec::new(),
+        },
         validity,
         refund_policy: RefundPolicy::ReturnIfValid,
     }
@@ -120,22 +136,43 @@ mod tests {
     use chrono::NaiveDate;
 
     fn at(h: u32, m: u32, s: u32, ms: u32) -> NaiveDateTime {
-        NaiveDate::from_ymd_opt(2025, 6, 1).unwrap().and_hms_milli_opt(h, m, s, ms).unwrap()
+        NaiveDate::from_ymd_opt(2025, 6, 1)
+            .unwrap()
+            .and_hms_milli_opt(h, m, s, ms)
+            .unwrap()
     }
 
     #[test]
     fn round_starts_three_seconds_out_on_a_whole_second() {
         assert_eq!(round_start(at(20, 0, 0, 0)), at(20, 0, 3, 0));
         assert_eq!(round_start(at(20, 0, 0, 1)), at(20, 0, 4, 0));
-        assert_eq!(round_start(at(23, 59, 58, 500)), NaiveDate::from_ymd_opt(2025, 6, 2).unwrap().and_hms_opt(0, 0, 2).unwrap());
+        assert_eq!(
+            round_start(at(23, 59, 58, 500)),
+            NaiveDate::from_ymd_opt(2025, 6, 2)
+                .unwrap()
+                .and_hms_opt(0, 0, 2)
+                .unwrap()
+        );
     }
 
     #[test]
     fn same_day_moves_to_next_day_near_midnight() {
-        assert!(matches!(validity("same_day", at(20, 0, 0, 0)), Ok(ValiditySpec::SameDay)));
-        assert!(matches!(validity("same_day", at(23, 45, 0, 0)), Ok(ValiditySpec::DaysAfterClaim { days: 1 })));
-        assert!(matches!(validity("same_day", at(0, 10, 0, 0)), Ok(ValiditySpec::DaysAfterClaim { days: 1 })));
-        assert!(matches!(validity("days_after_claim:7", at(20, 0, 0, 0)), Ok(ValiditySpec::DaysAfterClaim { days: 7 })));
+        assert!(matches!(
+            validity("same_day", at(20, 0, 0, 0)),
+            Ok(ValiditySpec::SameDay)
+        ));
+        assert!(matches!(
+            validity("same_day", at(23, 45, 0, 0)),
+            Ok(ValiditySpec::DaysAfterClaim { days: 1 })
+        ));
+        assert!(matches!(
+            validity("same_day", at(0, 10, 0, 0)),
+            Ok(ValiditySpec::DaysAfterClaim { days: 1 })
+        ));
+        assert!(matches!(
+            validity("days_after_claim:7", at(20, 0, 0, 0)),
+            Ok(ValiditySpec::DaysAfterClaim { days: 7 })
+        ));
         assert!(validity("forever", at(20, 0, 0, 0)).is_err());
     }
 

@@ -80,7 +80,10 @@ impl Api {
             .tcp_nodelay(true)
             .build()
             .context("building the HTTP client")?;
-        Ok(Api { http, base: base.trim_end_matches('/').to_owned() })
+        Ok(Api {
+            http,
+            base: base.trim_end_matches('/').to_owned(),
+        })
     }
 
     /// The base URL.
@@ -116,7 +119,10 @@ impl Api {
         };
         if status.is_success() {
             return match serde_json::from_slice::<T>(&bytes) {
-                Ok(body) => Reply::Done { status: status.as_u16(), body },
+                Ok(body) => Reply::Done {
+                    status: status.as_u16(),
+                    body,
+                },
                 Err(e) => Reply::Failed {
                     label: "bad_body".to_owned(),
                     detail: format!("{status}: body does not parse: {e}"),
@@ -130,14 +136,30 @@ impl Api {
             errors: Vec::new(),
         });
         match status {
-            StatusCode::CONFLICT => Reply::Refused { reason: problem.reason },
-            StatusCode::SERVICE_UNAVAILABLE => Reply::Overloaded { reason: problem.reason, retry_after },
+            StatusCode::CONFLICT => Reply::Refused {
+                reason: problem.reason,
+            },
+            StatusCode::SERVICE_UNAVAILABLE => Reply::Overloaded {
+                reason: problem.reason,
+                retry_after,
+            },
             s => Reply::Failed {
-                label: format!("http_{}_{}", s.as_u16(), if problem.reason.is_empty() { "none" } else { &problem.reason }),
+                label: format!(
+                    "http_{}_{}",
+                    s.as_u16(),
+                    if problem.reason.is_empty() {
+                        "none"
+                    } else {
+                        &problem.reason
+                    }
+                ),
                 detail: if problem.errors.is_empty() {
                     format!("{s}: {} {}", problem.reason, problem.detail)
                 } else {
-                    format!("{s}: {} {} {:?}", problem.reason, problem.detail, problem.errors)
+                    format!(
+                        "{s}: {} {} {:?}",
+                        problem.reason, problem.detail, problem.errors
+                    )
                 },
                 // A 5xx (504 timeout above all) may have been executed; a 4xx was not.
                 unknown_outcome: s.is_server_error(),
@@ -147,11 +169,17 @@ impl Api {
 
     /// Sends a manager request that must succeed; any other reply is an error that
     /// names the route and the server's reason.
-    pub async fn must<T: DeserializeOwned>(&self, what: &str, req: RequestBuilder) -> anyhow::Result<T> {
+    pub async fn must<T: DeserializeOwned>(
+        &self,
+        what: &str,
+        req: RequestBuilder,
+    ) -> anyhow::Result<T> {
         match self.send::<T>(req).await {
             Reply::Done { body, .. } => Ok(body),
             Reply::Refused { reason } => anyhow::bail!("{what}: refused ({reason})"),
-            Reply::Overloaded { reason, .. } => anyhow::bail!("{what}: server unavailable ({reason})"),
+            Reply::Overloaded { reason, .. } => {
+                anyhow::bail!("{what}: server unavailable ({reason})")
+            }
             Reply::Failed { detail, .. } => anyhow::bail!("{what}: {detail}"),
         }
     }
@@ -166,5 +194,9 @@ fn transport_failure<T>(e: &reqwest::Error) -> Reply<T> {
         "transport"
     };
     // A connect failure never reached the server; anything later might have.
-    Reply::Failed { label: label.to_owned(), detail: format!("{e:#}"), unknown_outcome: !e.is_connect() }
+    Reply::Failed {
+        label: label.to_owned(),
+        detail: format!("{e:#}"),
+        unknown_outcome: !e.is_connect(),
+    }
 }

@@ -176,7 +176,12 @@ impl Plan {
             .tiers
             .iter()
             .map(|t| PlannedTier {
-                name: format!("{} off {} ({})", t.discount, t.min_spend, t.category.as_str()),
+                name: format!(
+                    "{} off {} ({})",
+                    t.discount,
+                    t.min_spend,
+                    t.category.as_str()
+                ),
                 category: t.category,
                 min_spend_fen: yuan_to_fen(t.min_spend),
                 discount_fen: yuan_to_fen(t.discount),
@@ -184,9 +189,14 @@ impl Plan {
                 redeem_rate: t.redeem_rate,
             })
             .collect();
-        let limits =
-            PlanLimits { per_tier_per_round: s.round.per_user_per_tier, per_round: s.round.per_user_per_round };
-        let exposure: u64 = tiers.iter().map(|t| t.stock.saturating_mul(t.discount_fen)).sum();
+        let limits = PlanLimits {
+            per_tier_per_round: s.round.per_user_per_tier,
+            per_round: s.round.per_user_per_round,
+        };
+        let exposure: u64 = tiers
+            .iter()
+            .map(|t| t.stock.saturating_mul(t.discount_fen))
+            .sum();
         let budget_fen = yuan_to_fen(s.round.budget_yuan * o.scale).max(exposure);
 
         let contenders = scaled(s.population.contenders_per_round, o.scale);
@@ -206,7 +216,12 @@ impl Plan {
         let mut schedule = Vec::with_capacity(human_requests as usize);
         for (slot, intent) in intents.iter().enumerate() {
             for &(tier, delay_us) in &intent.tiers {
-                schedule.push(Claim { at_us: intent.at_us + delay_us, slot: slot as u32, tier, bot: false });
+                schedule.push(Claim {
+                    at_us: intent.at_us + delay_us,
+                    slot: slot as u32,
+                    tier,
+                    bot: false,
+                });
             }
         }
         for (n, c) in clusters.iter().enumerate() {
@@ -216,7 +231,12 @@ impl Plan {
                 let slot = (contenders + c.first_account + j) as u32;
                 for &tier in &c.tiers {
                     let at_us = (rng.random::<f64>() * BOT_BURST_S * US_PER_S) as u64;
-                    schedule.push(Claim { at_us, slot, tier, bot: true });
+                    schedule.push(Claim {
+                        at_us,
+                        slot,
+                        tier,
+                        bot: true,
+                    });
                 }
             }
         }
@@ -224,7 +244,10 @@ impl Plan {
         // Bot clusters were numbered from the first bot account; shift them behind the humans.
         let clusters = clusters
             .into_iter()
-            .map(|c| BotCluster { first_account: humans + c.first_account, ..c })
+            .map(|c| BotCluster {
+                first_account: humans + c.first_account,
+                ..c
+            })
             .collect::<Vec<_>>();
 
         let region_codes: Vec<String> = s.regions.iter().map(|r| r.code.clone()).collect();
@@ -271,7 +294,13 @@ impl Plan {
 }
 
 /// When each human contender taps and which tiers they go for.
-fn human_intents(s: &Scenario, o: &PlanOptions, tiers: &[PlannedTier], limits: PlanLimits, n: u64) -> Vec<Intent> {
+fn human_intents(
+    s: &Scenario,
+    o: &PlanOptions,
+    tiers: &[PlannedTier],
+    limits: PlanLimits,
+    n: u64,
+) -> Vec<Intent> {
     let first_s = s.round.claim_first_seconds;
     let window_s = o.round_window_s.max(first_s);
     let first_n = (n as f64 * s.round.claim_first_share).round() as u64;
@@ -283,12 +312,16 @@ fn human_intents(s: &Scenario, o: &PlanOptions, tiers: &[PlannedTier], limits: P
         c.dedup();
         c
     };
-    let category_cdf = cdf(
-        &categories
-            .iter()
-            .map(|c| tiers.iter().filter(|t| t.category == *c).map(|t| t.stock as f64).sum())
-            .collect::<Vec<f64>>(),
-    );
+    let category_cdf = cdf(&categories
+        .iter()
+        .map(|c| {
+            tiers
+                .iter()
+                .filter(|t| t.category == *c)
+                .map(|t| t.stock as f64)
+                .sum()
+        })
+        .collect::<Vec<f64>>());
     (0..n)
         .map(|i| {
             let mut rng = rng_for(o.seed, Stream::Schedule, i);
@@ -298,9 +331,21 @@ fn human_intents(s: &Scenario, o: &PlanOptions, tiers: &[PlannedTier], limits: P
                 first_s + rng.random::<f64>() * (window_s - first_s)
             };
             let category = categories.get(pick(&category_cdf, rng.random())).copied();
-            let weights: Vec<f64> =
-                tiers.iter().map(|t| if Some(t.category) == category { t.stock as f64 } else { 0.0 }).collect();
-            let k = if rng.random::<f64>() < FULL_GRAB_SHARE { limits.per_round as usize } else { 1 };
+            let weights: Vec<f64> = tiers
+                .iter()
+                .map(|t| {
+                    if Some(t.category) == category {
+                        t.stock as f64
+                    } else {
+                        0.0
+                    }
+                })
+                .collect();
+            let k = if rng.random::<f64>() < FULL_GRAB_SHARE {
+                limits.per_round as usize
+            } else {
+                1
+            };
             let mut delay_s = 0.0;
             let chosen = pick_distinct(&weights, k, &mut rng)
                 .into_iter()
@@ -312,7 +357,10 @@ fn human_intents(s: &Scenario, o: &PlanOptions, tiers: &[PlannedTier], limits: P
                     (t as u32, (delay_s * US_PER_S) as u64)
                 })
                 .collect();
-            Intent { at_us: (at_s * US_PER_S) as u64, tiers: chosen }
+            Intent {
+                at_us: (at_s * US_PER_S) as u64,
+                tiers: chosen,
+            }
         })
         .collect()
 }
@@ -333,7 +381,10 @@ fn bot_clusters(
     }
     let target = (human_requests as f64 * share / (1.0 - share)).round() as u64;
     // Scripts go for value and try one tier more than the per-round limit allows.
-    let value: Vec<f64> = tiers.iter().map(|t| (t.stock * t.discount_fen) as f64).collect();
+    let value: Vec<f64> = tiers
+        .iter()
+        .map(|t| (t.stock * t.discount_fen) as f64)
+        .collect();
     let k = (limits.per_round as usize + 1).min(tiers.len());
     let [lo, hi] = s.population.bot_cluster_accounts;
     let region_cdf = cdf(&s.regions.iter().map(|r| r.user_share).collect::<Vec<_>>());
@@ -343,12 +394,23 @@ fn bot_clusters(
     while requests < target {
         let n = out.len() as u64;
         let mut rng = rng_for(o.seed, Stream::Bots, n);
-        let tiers: Vec<u32> = pick_distinct(&value, k, &mut rng).into_iter().map(|t| t as u32).collect();
+        let tiers: Vec<u32> = pick_distinct(&value, k, &mut rng)
+            .into_iter()
+            .map(|t| t as u32)
+            .collect();
         let per_account = tiers.len().max(1) as u64;
         let needed = (target - requests).div_ceil(per_account);
         let accounts = rng.random_range(lo..=hi).min(needed).max(1);
-        let region = pick(&region_cdf, unit(hash3(o.seed, Stream::Bots, n ^ contenders)));
-        out.push(BotCluster { first_account: next, accounts, tiers, region });
+        let region = pick(
+            &region_cdf,
+            unit(hash3(o.seed, Stream::Bots, n ^ contenders)),
+        );
+        out.push(BotCluster {
+            first_account: next,
+            accounts,
+            tiers,
+            region,
+        });
         requests += accounts * per_account;
         next += accounts;
     }
@@ -356,9 +418,16 @@ fn bot_clusters(
 }
 
 /// Merchants of every category, scaled, with regions by merchant share.
-fn merchants(s: &Scenario, o: &PlanOptions) -> (Vec<PlannedMerchant>, Vec<(Category, Range<usize>)>) {
+fn merchants(
+    s: &Scenario,
+    o: &PlanOptions,
+) -> (Vec<PlannedMerchant>, Vec<(Category, Range<usize>)>) {
     let tag = seed_tag(o.seed);
-    let region_cdf = cdf(&s.regions.iter().map(|r| r.merchant_share).collect::<Vec<_>>());
+    let region_cdf = cdf(&s
+        .regions
+        .iter()
+        .map(|r| r.merchant_share)
+        .collect::<Vec<_>>());
     let mut out = Vec::new();
     let mut ranges = Vec::new();
     let mut k = 0u64;

@@ -62,8 +62,21 @@ pub struct Population {
 
 impl Population {
     /// A population of `humans` residents followed by `clusters`' accounts.
-    pub fn new(seed: u64, humans: u64, clusters: Vec<BotCluster>, region_codes: Vec<String>, region_cdf: Vec<f64>) -> Population {
-        Population { seed, tag: seed_tag(seed), humans, clusters, region_codes, region_cdf }
+    pub fn new(
+        seed: u64,
+        humans: u64,
+        clusters: Vec<BotCluster>,
+        region_codes: Vec<String>,
+        region_cdf: Vec<f64>,
+    ) -> Population {
+        Population {
+            seed,
+            tag: seed_tag(seed),
+            humans,
+            clusters,
+            region_codes,
+            region_cdf,
+        }
     }
 
     /// Accounts held by bot clusters.
@@ -87,7 +100,10 @@ impl Population {
             return Person::Human(i);
         }
         // Clusters are in account order: the last one starting at or before i.
-        let n = self.clusters.partition_point(|c| c.first_account <= i).saturating_sub(1);
+        let n = self
+            .clusters
+            .partition_point(|c| c.first_account <= i)
+            .saturating_sub(1);
         Person::Cluster(n)
     }
 
@@ -110,13 +126,20 @@ impl Population {
                 (canonical_identity(self.seed, h), pick(&self.region_cdf, u))
             }
             Person::Cluster(n) => {
-                let (first, region) = self.clusters.get(n).map_or((0, 0), |c| (c.first_account, c.region));
+                let (first, region) = self
+                    .clusters
+                    .get(n)
+                    .map_or((0, 0), |c| (c.first_account, c.region));
                 let canonical = canonical_identity(self.seed, BOT_PERSON_BASE + n as u64);
                 (typed_variant(&canonical, i - first), region)
             }
         };
         let region = self.region_codes.get(region).cloned().unwrap_or_default();
-        ResidentInput { account: self.account(i), identity_number, region }
+        ResidentInput {
+            account: self.account(i),
+            identity_number,
+            region,
+        }
     }
 }
 
@@ -131,7 +154,11 @@ pub fn canonical_identity(seed: u64, person: u64) -> String {
     let offset = u128::from(hash3(seed, Stream::Identity, 0)) % IDENTITY_SPACE;
     let digits = (u128::from(person) * IDENTITY_MULTIPLIER + offset) % IDENTITY_SPACE;
     let body = format!("52{digits:015}");
-    let sum: u32 = body.bytes().zip(CHECK_WEIGHTS).map(|(b, w)| u32::from(b - b'0') * w).sum();
+    let sum: u32 = body
+        .bytes()
+        .zip(CHECK_WEIGHTS)
+        .map(|(b, w)| u32::from(b - b'0') * w)
+        .sum();
     let check = CHECK_CHARS[(sum % 11) as usize] as char;
     format!("{body}{check}")
 }
@@ -169,10 +196,26 @@ mod tests {
 
     fn population() -> Population {
         let clusters = vec![
-            BotCluster { first_account: 100, accounts: 7, tiers: vec![0], region: 1 },
-            BotCluster { first_account: 107, accounts: 3, tiers: vec![1], region: 0 },
+            BotCluster {
+                first_account: 100,
+                accounts: 7,
+                tiers: vec![0],
+                region: 1,
+            },
+            BotCluster {
+                first_account: 107,
+                accounts: 3,
+                tiers: vec![1],
+                region: 0,
+            },
         ];
-        Population::new(9, 100, clusters, vec!["a".into(), "b".into()], vec![0.5, 1.0])
+        Population::new(
+            9,
+            100,
+            clusters,
+            vec!["a".into(), "b".into()],
+            vec![0.5, 1.0],
+        )
     }
 
     #[test]
@@ -185,7 +228,11 @@ mod tests {
             assert!(seen.insert(id));
         }
         // Known-good check character (GB 11643 example).
-        let sum: u32 = "11010519491231002".bytes().zip(CHECK_WEIGHTS).map(|(b, w)| u32::from(b - b'0') * w).sum();
+        let sum: u32 = "11010519491231002"
+            .bytes()
+            .zip(CHECK_WEIGHTS)
+            .map(|(b, w)| u32::from(b - b'0') * w)
+            .sum();
         assert_eq!(CHECK_CHARS[(sum % 11) as usize], b'X');
     }
 

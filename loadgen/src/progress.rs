@@ -41,7 +41,11 @@ impl Progress {
         let (stop, mut stopped) = watch::channel(false);
         let phase = phase.to_owned();
         let tty = std::io::stderr().is_terminal();
-        let every = if tty { Duration::from_millis(TTY_REFRESH_MS) } else { Duration::from_secs(LOG_INTERVAL_S) };
+        let every = if tty {
+            Duration::from_millis(TTY_REFRESH_MS)
+        } else {
+            Duration::from_secs(LOG_INTERVAL_S)
+        };
         let task = tokio::spawn(async move {
             let started = Instant::now();
             let mut last = (started, 0u64);

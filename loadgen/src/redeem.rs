@@ -114,9 +114,21 @@ impl Ctx {
         lock(&self.anomalies).push(s);
     }
 
-    async fn redeem(&self, token: &str, body: &serde_json::Value, intended: Instant) -> Option<(Reply<Redemption>, Counted)> {
+    async fn redeem(
+        &self,
+        token: &str,
+        body: &serde_json::Value,
+        intended: Instant,
+    ) -> Option<(Reply<Redemption>, Counted)> {
         let _permit = self.connections.acquire().await.ok()?;
-        let reply = self.api.send::<Redemption>(self.api.request(Method::POST, "/v1/redemptions", token).json(body)).await;
+        let reply = self
+            .api
+            .send::<Redemption>(
+                self.api
+                    .request(Method::POST, "/v1/redemptions", token)
+                    .json(body),
+            )
+            .await;
         let counted = self.tally.record(&reply, intended);
         Some((reply, counted))
     }
@@ -138,7 +150,13 @@ impl Ctx {
         }
         let new = lock(&self.acks)
             .redeemed
-            .insert(r.redemption_id.clone(), AckedRedemption { code: r.code.clone(), discount_fen: r.discount_fen })
+            .insert(
+                r.redemption_id.clone(),
+                AckedRedemption {
+                    code: r.code.clone(),
+                    discount_fen: r.discount_fen,
+                },
+            )
             .is_none();
         match (new, counted) {
             (true, Counted::Replayed) => self.tally.regrade(Counted::Replayed, Counted::Granted),
@@ -152,16 +170,22 @@ impl Ctx {
         let body = serde_json::json!({
             "code": sale.code, "request_no": format!("u{}-{}", self.tag, sale.code), "order_fen": sale.order_fen
         });
-        let Some((reply, counted)) = self.redeem(token, &body, sale.intended).await else { return };
+        let Some((reply, counted)) = self.redeem(token, &body, sale.intended).await else {
+            return;
+        };
         match reply {
             Reply::Done { body, .. } => {
-                self.anomaly(format!("coupon {} was redeemed at utility biller {merchant}", sale.code));
+                self.anomaly(format!(
+                    "coupon {} was redeemed at utility biller {merchant}",
+                    sale.code
+                ));
                 self.ack(sale, merchant, &body, counted);
             }
             Reply::Refused { reason } if reason == "not_applicable" => {}
-            Reply::Refused { reason } => {
-                self.anomaly(format!("coupon {} at utility biller {merchant}: refused {reason}, expected not_applicable", sale.code))
-            }
+            Reply::Refused { reason } => self.anomaly(format!(
+                "coupon {} at utility biller {merchant}: refused {reason}, expected not_applicable",
+                sale.code
+            )),
             _ => {}
         }
     }
@@ -195,14 +219,20 @@ impl Ctx {
                 intended = Instant::now();
             }
             attempt += 1;
-            let Some((reply, counted)) = self.redeem(&sale.token, &body, intended).await else { return };
+            let Some((reply, counted)) = self.redeem(&sale.token, &body, intended).await else {
+                return;
+            };
             if let Reply::Failed { label, .. } = &reply {
                 if label.starts_with("http_4") {
                     self.take(&sale, reply, counted, &mut answer, &mut unknown);
                     break;
                 }
             }
-            if let Reply::Overloaded { retry_after: Some(d), .. } = &reply {
+            if let Reply::Overloaded {
+                retry_after: Some(d),
+                ..
+            } = &reply
+            {
                 backoff = backoff.max(*d);
             }
             self.take(&sale, reply, counted, &mut answer, &mut unknown);
@@ -239,7 +269,10 @@ impl Ctx {
                     *answer = Some(Err(reason));
                 }
             }
-            Reply::Failed { unknown_outcome: true, .. } => *unknown = true,
+            Reply::Failed {
+                unknown_outcome: true,
+                ..
+            } => *unknown = true,
             Reply::Failed { .. } | Reply::Overloaded { .. } => {}
         }
     }
@@ -247,16 +280,17 @@ impl Ctx {
     /// Two concurrent sends of one request number must get the same answer.
     fn compare(&self, sale: &Sale, a: &Reply<Redemption>, b: &Reply<Redemption>) {
         match (a, b) {
-            (Reply::Done { body: x, .. }, Reply::Done { body: y, .. }) if x != y => self.anomaly(format!(
+            (Reply::Done { body: x, .. }, Reply::Done { body: y, .. }) if x != y => {
+                self.anomaly(format!(
                 "request_no {} sent twice at once got two different redemptions: {x:?} vs {y:?}",
                 sale.request_no
-            )),
-            (Reply::Done { body, .. }, Reply::Refused { reason }) | (Reply::Refused { reason }, Reply::Done { body, .. }) => {
-                self.anomaly(format!(
-                    "request_no {} sent twice at once was answered both {} and {reason}",
-                    sale.request_no, body.redemption_id
-                ))
+            ))
             }
+            (Reply::Done { body, .. }, Reply::Refused { reason })
+            | (Reply::Refused { reason }, Reply::Done { body, .. }) => self.anomaly(format!(
+                "request_no {} sent twice at once was answered both {} and {reason}",
+                sale.request_no, body.redemption_id
+            )),
             _ => {}
         }
     }
@@ -273,28 +307,44 @@ impl Ctx {
                 backoff *= 2;
             }
             let reply = {
-                let Ok(_permit) = self.connections.acquire().await else { return };
+                let Ok(_permit) = self.connections.acquire().await else {
+                    return;
+                };
                 sent.fetch_add(1, Relaxed);
-                self.api.send::<Reversal>(self.api.request(Method::POST, &path, &sale.token)).await
+                self.api
+                    .send::<Reversal>(self.api.request(Method::POST, &path, &sale.token))
+                    .await
             };
             match reply {
                 Reply::Done { body, .. } => {
                     reversed.fetch_add(1, Relaxed);
-                    if body.redemption_id != r.redemption_id || body.discount_returned_fen != r.discount_fen {
-                        self.anomaly(format!("reversal of {} (discount {}) was acknowledged as {body:?}", r.redemption_id, r.discount_fen));
+                    if body.redemption_id != r.redemption_id
+                        || body.discount_returned_fen != r.discount_fen
+                    {
+                        self.anomaly(format!(
+                            "reversal of {} (discount {}) was acknowledged as {body:?}",
+                            r.redemption_id, r.discount_fen
+                        ));
                     }
-                    lock(&self.acks).reversed.insert(r.redemption_id.clone(), body.discount_returned_fen);
+                    lock(&self.acks)
+                        .reversed
+                        .insert(r.redemption_id.clone(), body.discount_returned_fen);
                     return;
                 }
                 // An earlier attempt whose reply we lost did the work.
                 Reply::Refused { reason } if reason == "already_reversed" && unknown => {
                     reversed.fetch_add(1, Relaxed);
-                    lock(&self.acks).reversed.insert(r.redemption_id.clone(), r.discount_fen);
+                    lock(&self.acks)
+                        .reversed
+                        .insert(r.redemption_id.clone(), r.discount_fen);
                     return;
                 }
                 Reply::Refused { reason } => {
                     failed.fetch_add(1, Relaxed);
-                    self.anomaly(format!("reversal of {} was refused: {reason}", r.redemption_id));
+                    self.anomaly(format!(
+                        "reversal of {} was refused: {reason}",
+                        r.redemption_id
+                    ));
                     return;
                 }
                 Reply::Failed { label, detail, .. } if label.starts_with("http_4") => {
@@ -302,7 +352,9 @@ impl Ctx {
                     self.anomaly(format!("reversal of {} failed: {detail}", r.redemption_id));
                     return;
                 }
-                Reply::Failed { unknown_outcome, .. } => {
+                Reply::Failed {
+                    unknown_outcome, ..
+                } => {
                     failed.fetch_add(1, Relaxed);
                     unknown |= unknown_outcome;
                 }
@@ -313,7 +365,9 @@ impl Ctx {
             }
         }
         if unknown {
-            lock(&self.acks).unknown_reversals.insert(r.redemption_id.clone(), r.discount_fen);
+            lock(&self.acks)
+                .unknown_reversals
+                .insert(r.redemption_id.clone(), r.discount_fen);
         }
     }
 }
@@ -340,22 +394,34 @@ pub async fn run(
         reversals: [AtomicU64::new(0), AtomicU64::new(0), AtomicU64::new(0)],
         tag: plan.tag.clone(),
     });
-    let rate = if rate.is_finite() && rate > 0.0 { rate } else { 1.0 };
+    let rate = if rate.is_finite() && rate > 0.0 {
+        rate
+    } else {
+        1.0
+    };
     let t0 = Instant::now() + Duration::from_millis(PHASE_LEAD_MS);
     let progress = Progress::start("redemptions", tally.clone());
     let mut sales = JoinSet::new();
     for (i, job) in jobs.iter().enumerate() {
-        let (Some(g), Some(m), Some(token)) = (granted.get(job.coupon), plan.merchants.get(job.merchant), tokens.get(&job.merchant))
-        else {
+        let (Some(g), Some(m), Some(token)) = (
+            granted.get(job.coupon),
+            plan.merchants.get(job.merchant),
+            tokens.get(&job.merchant),
+        ) else {
             continue;
         };
-        let probe = job.utility_probe.and_then(|u| Some((plan.merchants.get(u)?.id.clone(), tokens.get(&u)?.clone())));
+        let probe = job
+            .utility_probe
+            .and_then(|u| Some((plan.merchants.get(u)?.id.clone(), tokens.get(&u)?.clone())));
         let sale = Sale {
             code: g.code.clone(),
             merchant: m.id.clone(),
             token: token.clone(),
             order_fen: job.order_fen,
-            discount_fen: plan.tiers.get(g.tier as usize).map_or(0, |t| t.discount_fen),
+            discount_fen: plan
+                .tiers
+                .get(g.tier as usize)
+                .map_or(0, |t| t.discount_fen),
             request_no: job.request_no.clone(),
             resend: job.resend,
             refund: job.refund,
@@ -380,10 +446,16 @@ pub async fn run(
         ));
     }
     let [sent, reversed, failed] = &ctx.reversals;
+    let reversals = ReversalReport {
+        attempted: sent.load(Relaxed),
+        reversed: reversed.load(Relaxed),
+        errors: failed.load(Relaxed),
+    };
+    let acks = std::mem::take(&mut *lock(&ctx.acks));
     RedeemOutcome {
         report: tally.report(wall),
-        reversals: ReversalReport { attempted: sent.load(Relaxed), reversed: reversed.load(Relaxed), errors: failed.load(Relaxed) },
-        acks: std::mem::take(&mut *lock(&ctx.acks)),
+        reversals,
+        acks,
         anomalies,
     }
 }

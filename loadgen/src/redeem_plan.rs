@@ -44,7 +44,11 @@ pub struct RedeemJob {
 /// Picks a merchant of `category`: the first `concentration[0]` share of them take
 /// `concentration[1]` of the sales.
 fn pick_merchant<R: Rng>(plan: &Plan, category: Category, rng: &mut R) -> Option<usize> {
-    let range = plan.merchants_by_category.iter().find(|(c, _)| *c == category).map(|(_, r)| r.clone())?;
+    let range = plan
+        .merchants_by_category
+        .iter()
+        .find(|(c, _)| *c == category)
+        .map(|(_, r)| r.clone())?;
     let n = range.len();
     if n == 0 {
         return None;
@@ -68,19 +72,32 @@ pub fn plan_redemptions(plan: &Plan, granted: &[Granted]) -> Vec<RedeemJob> {
     let mut order: Vec<(u64, usize)> = granted
         .iter()
         .enumerate()
-        .map(|(i, g)| (hash3(plan.seed, Stream::Redeem, (u64::from(g.slot) << 8) | u64::from(g.tier)), i))
+        .map(|(i, g)| {
+            (
+                hash3(
+                    plan.seed,
+                    Stream::Redeem,
+                    (u64::from(g.slot) << 8) | u64::from(g.tier),
+                ),
+                i,
+            )
+        })
         .collect();
     order.sort_unstable();
     let r = &plan.redemption;
     let mut jobs = Vec::new();
     for (key, i) in order {
         let Some(g) = granted.get(i) else { continue };
-        let Some(tier) = plan.tiers.get(g.tier as usize) else { continue };
+        let Some(tier) = plan.tiers.get(g.tier as usize) else {
+            continue;
+        };
         let mut rng = rng_for(plan.seed, Stream::Redeem, key);
         if rng.random::<f64>() >= tier.redeem_rate {
             continue;
         }
-        let Some(merchant) = pick_merchant(plan, tier.category, &mut rng) else { continue };
+        let Some(merchant) = pick_merchant(plan, tier.category, &mut rng) else {
+            continue;
+        };
         let order_fen = model.order_fen(tier.min_spend_fen, &mut rng);
         let resend = rng.random::<f64>() < r.retry_same_key_share;
         let refund = rng.random::<f64>() < r.refund_full_share;
@@ -92,7 +109,15 @@ pub fn plan_redemptions(plan: &Plan, granted: &[Granted]) -> Vec<RedeemJob> {
         // The coupon code is unique across runs and campaigns, so a rerun against the
         // same server never replays an old sale by accident.
         let request_no = format!("p{}-{}", plan.tag, g.code);
-        jobs.push(RedeemJob { coupon: i, merchant, order_fen, request_no, resend, refund, utility_probe });
+        jobs.push(RedeemJob {
+            coupon: i,
+            merchant,
+            order_fen,
+            request_no,
+            resend,
+            refund,
+            utility_probe,
+        });
     }
     jobs
 }

@@ -188,7 +188,17 @@ pub fn summary(r: &Report) -> String {
     let _ = writeln!(
         out,
         "{:<12} {:>10} {:>10} {:>10} {:>10} {:>8} {:>10} {:>9} {:>9} {:>9} {:>9}",
-        "phase", "attempted", "granted", "sold_out", "limited", "errors", "per_s", "p50_ms", "p99_ms", "p999_ms", "max_ms"
+        "phase",
+        "attempted",
+        "granted",
+        "sold_out",
+        "limited",
+        "errors",
+        "per_s",
+        "p50_ms",
+        "p99_ms",
+        "p999_ms",
+        "max_ms"
     );
     phase_row(&mut out, "claims", &r.claims);
     phase_row(&mut out, "redemptions", &r.redemptions);
@@ -246,22 +256,57 @@ mod tests {
     #[test]
     fn report_json_has_the_contract_fields() {
         let v = serde_json::to_value(Report::default()).unwrap();
-        has_all(&v, &["scenario", "scale", "users", "merchants", "claims", "redemptions", "audit"]);
+        has_all(
+            &v,
+            &[
+                "scenario",
+                "scale",
+                "users",
+                "merchants",
+                "claims",
+                "redemptions",
+                "audit",
+            ],
+        );
         assert!(v["scenario"].is_string());
         assert!(v["scale"].is_f64());
         assert!(v["users"].is_u64() && v["merchants"].is_u64());
         for phase in ["claims", "redemptions"] {
             let p = &v[phase];
-            has_all(p, &["attempted", "granted", "sold_out", "limited", "errors", "per_second", "latency_ms"]);
+            has_all(
+                p,
+                &[
+                    "attempted",
+                    "granted",
+                    "sold_out",
+                    "limited",
+                    "errors",
+                    "per_second",
+                    "latency_ms",
+                ],
+            );
             for k in ["attempted", "granted", "sold_out", "limited", "errors"] {
                 assert!(p[k].is_u64(), "{phase}.{k}");
             }
             assert!(p["per_second"].is_f64());
             has_all(&p["latency_ms"], &["p50", "p99", "p999", "max"]);
-            assert!(["p50", "p99", "p999", "max"].iter().all(|k| p["latency_ms"][k].is_f64()));
+            assert!(["p50", "p99", "p999", "max"]
+                .iter()
+                .all(|k| p["latency_ms"][k].is_f64()));
         }
         let a = &v["audit"];
-        has_all(a, &["ok", "oversold", "stranded", "double_redeemed", "over_budget", "lost_acks", "violations"]);
+        has_all(
+            a,
+            &[
+                "ok",
+                "oversold",
+                "stranded",
+                "double_redeemed",
+                "over_budget",
+                "lost_acks",
+                "violations",
+            ],
+        );
         assert!(a["ok"].is_boolean() && a["over_budget"].is_boolean());
         assert!(a["violations"].is_array());
         for k in ["oversold", "stranded", "double_redeemed", "lost_acks"] {

@@ -58,7 +58,11 @@ pub fn cdf(weights: &[f64]) -> Vec<f64> {
     weights
         .iter()
         .map(|w| {
-            acc += if total > 0.0 { w.max(0.0) / total } else { 1.0 / weights.len() as f64 };
+            acc += if total > 0.0 {
+                w.max(0.0) / total
+            } else {
+                1.0 / weights.len() as f64
+            };
             acc
         })
         .collect()

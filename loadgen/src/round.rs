@@ -84,15 +84,25 @@ impl Ctx {
                 claim.tier, self.campaign, coupon.code, coupon.tier, coupon.campaign, coupon.round
             ));
         }
-        lock(&self.granted).push(Granted { code: coupon.code, slot: claim.slot, tier: coupon.tier });
+        lock(&self.granted).push(Granted {
+            code: coupon.code,
+            slot: claim.slot,
+            tier: coupon.tier,
+        });
     }
 }
 
 /// One client's attempts at one tier: the first at its planned instant, retries
 /// after a losing answer.
 async fn chain(ctx: Arc<Ctx>, claim: Claim) {
-    let Some(token) = ctx.tokens.get(claim.slot as usize) else { return };
-    let mut rng = rng_for(ctx.seed, Stream::Retry, (u64::from(claim.slot) << 8) | u64::from(claim.tier));
+    let Some(token) = ctx.tokens.get(claim.slot as usize) else {
+        return;
+    };
+    let mut rng = rng_for(
+        ctx.seed,
+        Stream::Retry,
+        (u64::from(claim.slot) << 8) | u64::from(claim.tier),
+    );
     let mut intended = ctx.t0 + Duration::from_micros(claim.at_us);
     let body = serde_json::json!({ "tier": claim.tier });
     // A new tap (after a refusal) gets a new key; a resend of a request whose fate is
@@ -104,8 +114,14 @@ async fn chain(ctx: Arc<Ctx>, claim: Claim) {
         tokio::time::sleep_until(intended.into()).await;
         let key = format!("{}-{}-{}-{tap}", ctx.key_prefix, claim.slot, claim.tier);
         let reply = {
-            let Ok(_permit) = ctx.connections.acquire().await else { return };
-            let req = ctx.api.request(Method::POST, &ctx.path, token).header("Idempotency-Key", key).json(&body);
+            let Ok(_permit) = ctx.connections.acquire().await else {
+                return;
+            };
+            let req = ctx
+                .api
+                .request(Method::POST, &ctx.path, token)
+                .header("Idempotency-Key", key)
+                .json(&body);
             ctx.api.send::<CouponView>(req).await
         };
         let counted = ctx.tally.record(&reply, intended);
@@ -132,7 +148,9 @@ async fn chain(ctx: Arc<Ctx>, claim: Claim) {
                 }
             }
             Reply::Refused { .. } => return,
-            Reply::Overloaded { retry_after, .. } => wait_at_least = retry_after.unwrap_or_default(),
+            Reply::Overloaded { retry_after, .. } => {
+                wait_at_least = retry_after.unwrap_or_default()
+            }
             // A 4xx will not change by asking again.
             Reply::Failed { label, .. } if label.starts_with("http_4") => return,
             Reply::Failed { .. } => {}
@@ -198,11 +216,13 @@ pub async fn run(
             us => Some(us as f64 / 1e6),
         })
         .collect();
+    let granted = std::mem::take(&mut *lock(&ctx.granted));
+    let anomalies = std::mem::take(&mut *lock(&ctx.anomalies));
     ClaimOutcome {
         report: tally.report(wall),
-        granted: std::mem::take(&mut *lock(&ctx.granted)),
+        granted,
         sold_out_seen: sellout_s.iter().map(Option::is_some).collect(),
         sellout_s,
-        anomalies: std::mem::take(&mut *lock(&ctx.anomalies)),
+        anomalies,
     }
 }

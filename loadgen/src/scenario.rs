@@ -33,8 +33,21 @@ pub enum ScenarioError {
     },
 }
 
+/// A finite number above zero (NaN is not).
+fn positive(v: f64) -> bool {
+    v.is_finite() && v > 0.0
+}
+
+/// A finite number at or above zero (NaN is not).
+fn non_negative(v: f64) -> bool {
+    v.is_finite() && v >= 0.0
+}
+
 fn invalid(field: impl Into<String>, reason: impl Into<String>) -> ScenarioError {
-    ScenarioError::Invalid { field: field.into(), reason: reason.into() }
+    ScenarioError::Invalid {
+        field: field.into(),
+        reason: reason.into(),
+    }
 }
 
 /// A whole scenario at full scale.
@@ -190,7 +203,9 @@ fn default_variant() -> String {
 
 impl Default for ValidityShape {
     fn default() -> Self {
-        ValidityShape { variant: default_variant() }
+        ValidityShape {
+            variant: default_variant(),
+        }
     }
 }
 
@@ -216,14 +231,16 @@ pub struct RedemptionShape {
 impl Scenario {
     /// Reads and checks a scenario file.
     pub fn load(path: &Path) -> Result<Scenario, ScenarioError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|source| ScenarioError::Read { path: path.display().to_string(), source })?;
+        let text = std::fs::read_to_string(path).map_err(|source| ScenarioError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
         Scenario::parse(&text)
     }
 
     /// Parses and checks scenario text.
     pub fn parse(text: &str) -> Result<Scenario, ScenarioError> {
-        let s: Scenario = toml::from_str(text)?;
+        let s: Scenario = toml::from_str(&split_semicolons(text))?;
         s.check()?;
         Ok(s)
     }
@@ -236,16 +253,25 @@ impl Scenario {
                 Err(invalid(field, format!("must be between 0 and 1, got {v}")))
             }
         };
-        share("population.bot_request_share", self.population.bot_request_share)?;
+        share(
+            "population.bot_request_share",
+            self.population.bot_request_share,
+        )?;
         if self.population.bot_request_share >= 1.0 {
             return Err(invalid("population.bot_request_share", "must be below 1"));
         }
         let [lo, hi] = self.population.bot_cluster_accounts;
         if lo == 0 || lo > hi {
-            return Err(invalid("population.bot_cluster_accounts", "[smallest, largest] with 1 <= smallest <= largest"));
+            return Err(invalid(
+                "population.bot_cluster_accounts",
+                "[smallest, largest] with 1 <= smallest <= largest",
+            ));
         }
         if self.population.contenders_per_round == 0 {
-            return Err(invalid("population.contenders_per_round", "must be at least 1"));
+            return Err(invalid(
+                "population.contenders_per_round",
+                "must be at least 1",
+            ));
         }
         if self.regions.is_empty() {
             return Err(invalid("regions", "name at least one region"));
@@ -255,11 +281,20 @@ impl Scenario {
             share(&format!("regions[{i}].merchant_share"), r.merchant_share)?;
         }
         for (name, sum) in [
-            ("regions.user_share", self.regions.iter().map(|r| r.user_share).sum::<f64>()),
-            ("regions.merchant_share", self.regions.iter().map(|r| r.merchant_share).sum::<f64>()),
+            (
+                "regions.user_share",
+                self.regions.iter().map(|r| r.user_share).sum::<f64>(),
+            ),
+            (
+                "regions.merchant_share",
+                self.regions.iter().map(|r| r.merchant_share).sum::<f64>(),
+            ),
         ] {
             if (sum - 1.0).abs() > SHARE_SUM_TOLERANCE {
-                return Err(invalid(name, format!("shares must add up to 1, got {sum:.3}")));
+                return Err(invalid(
+                    name,
+                    format!("shares must add up to 1, got {sum:.3}"),
+                ));
             }
         }
         let [m_share, r_share] = self.merchants.redemption_concentration;
@@ -267,17 +302,23 @@ impl Scenario {
         share("merchants.redemption_concentration[1]", r_share)?;
         let r = &self.round;
         share("round.claim_first_share", r.claim_first_share)?;
-        if !(r.claim_first_seconds > 0.0) {
+        if !positive(r.claim_first_seconds) {
             return Err(invalid("round.claim_first_seconds", "must be above 0"));
         }
         let [a, b] = r.retry_interval_s;
-        if !(a >= 0.0 && a <= b) {
-            return Err(invalid("round.retry_interval_s", "[shortest, longest] with 0 <= shortest <= longest"));
+        if !non_negative(a) || !non_negative(b - a) {
+            return Err(invalid(
+                "round.retry_interval_s",
+                "[shortest, longest] with 0 <= shortest <= longest",
+            ));
         }
         if r.per_user_per_tier == 0 || r.per_user_per_round == 0 {
-            return Err(invalid("round.per_user_per_tier", "limits must be at least 1"));
+            return Err(invalid(
+                "round.per_user_per_tier",
+                "limits must be at least 1",
+            ));
         }
-        if !(r.budget_yuan >= 0.0) {
+        if !non_negative(r.budget_yuan) {
             return Err(invalid("round.budget_yuan", "must not be negative"));
         }
         if self.tiers.is_empty() {
@@ -285,10 +326,16 @@ impl Scenario {
         }
         for (i, t) in self.tiers.iter().enumerate() {
             if t.category == Category::Utility {
-                return Err(invalid(format!("tiers[{i}].category"), "coupons never apply to utility"));
+                return Err(invalid(
+                    format!("tiers[{i}].category"),
+                    "coupons never apply to utility",
+                ));
             }
-            if !(t.discount > 0.0) || !(t.min_spend >= t.discount) {
-                return Err(invalid(format!("tiers[{i}]"), "need 0 < discount <= min_spend"));
+            if !positive(t.discount) || !non_negative(t.min_spend - t.discount) {
+                return Err(invalid(
+                    format!("tiers[{i}]"),
+                    "need 0 < discount <= min_spend",
+                ));
             }
             if t.stock == 0 {
                 return Err(invalid(format!("tiers[{i}].stock"), "must be at least 1"));
@@ -296,14 +343,57 @@ impl Scenario {
             share(&format!("tiers[{i}].redeem_rate"), t.redeem_rate)?;
         }
         let d = &self.redemption;
-        if !(d.basket_x_median > 0.0) || !(d.basket_x_sigma >= 0.0) || !(d.basket_x_cap >= 0.0) {
-            return Err(invalid("redemption.basket_x_*", "median > 0, sigma >= 0, cap >= 0"));
+        if !positive(d.basket_x_median)
+            || !non_negative(d.basket_x_sigma)
+            || !non_negative(d.basket_x_cap)
+        {
+            return Err(invalid(
+                "redemption.basket_x_*",
+                "median > 0, sigma >= 0, cap >= 0",
+            ));
         }
         share("redemption.bunching_share", d.bunching_share)?;
         share("redemption.refund_full_share", d.refund_full_share)?;
         share("redemption.retry_same_key_share", d.retry_same_key_share)?;
         Ok(())
     }
+}
+
+/// The scenario files write several `key = value` pairs on one line separated by
+/// `;` (e.g. `code = "guiyang"; user_share = 0.21`), which TOML itself does not
+/// allow. A `;` outside strings and comments is never valid TOML, so turning each
+/// into a line break accepts those files without changing the meaning of a valid
+/// one (multi-line strings aside: the scan is per line, and scenarios have none).
+pub fn split_semicolons(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for line in text.lines() {
+        let mut quote: Option<char> = None;
+        let mut escaped = false;
+        let mut comment = false;
+        for c in line.chars() {
+            match (comment, quote, c) {
+                (true, _, _) => {}
+                (false, Some('"'), '\\') if !escaped => {
+                    escaped = true;
+                    out.push(c);
+                    continue;
+                }
+                (false, Some(q), _) if c == q && !escaped => quote = None,
+                (false, None, '"' | '\'') => quote = Some(c),
+                (false, None, '#') => comment = true,
+                (false, None, ';') => {
+                    out.push('\n');
+                    escaped = false;
+                    continue;
+                }
+                _ => {}
+            }
+            escaped = false;
+            out.push(c);
+        }
+        out.push('\n');
+    }
+    out
 }
 
 /// Yuan to integer fen, rounded to the nearest fen.
@@ -333,8 +423,22 @@ mod tests {
     }
 
     #[test]
+    fn semicolons_split_pairs_outside_strings_and_comments() {
+        let t = "a = 1; b = \"x;y\"   # c; d\ne = 'p;q'; f = \"\\\";\"";
+        let v: toml::Value = toml::from_str(&split_semicolons(t)).unwrap();
+        assert_eq!(v["a"].as_integer(), Some(1));
+        assert_eq!(v["b"].as_str(), Some("x;y"));
+        assert_eq!(v["e"].as_str(), Some("p;q"));
+        assert_eq!(v["f"].as_str(), Some("\";"));
+        assert!(v.get("d").is_none());
+    }
+
+    #[test]
     fn refuses_out_of_range_shares() {
         let bad = GUIZHOU.replace("bot_request_share = 0.02", "bot_request_share = 1.5");
-        assert!(matches!(Scenario::parse(&bad), Err(ScenarioError::Invalid { .. })));
+        assert!(matches!(
+            Scenario::parse(&bad),
+            Err(ScenarioError::Invalid { .. })
+        ));
     }
 }

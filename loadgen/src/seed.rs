@@ -21,7 +21,7 @@ pub const IMPORT_CHUNK_LINES: u64 = 50_000;
 /// without queueing hundreds of megabytes.
 const IMPORTS_IN_FLIGHT: usize = 4;
 /// Subjects per token request (the contract's maximum).
-pub const TOKENS_PER_CALL_MAX: usize = 10_000;
+pub const TOKENS_PER_CALL_MAX: u64 = 10_000;
 /// Token requests in flight at once for resident tokens.
 const TOKEN_CALLS_IN_FLIGHT: usize = 4;
 /// Lifetime of minted tokens, in seconds: longer than any run.
@@ -40,6 +40,14 @@ struct Tokens {
     tokens: Vec<String>,
 }
 
+/// Splits `0..n` into consecutive ranges of at most `max` items (`max` 0 is taken as 1).
+pub fn batches(n: u64, max: u64) -> Vec<std::ops::Range<u64>> {
+    let max = max.max(1);
+    (0..n.div_ceil(max))
+        .map(|k| k * max..((k + 1) * max).min(n))
+        .collect()
+}
+
 /// Sends a manager request, retrying 503s and (when `idempotent`) lost replies.
 async fn manager<T, F>(api: &Api, what: &str, idempotent: bool, make: F) -> anyhow::Result<T>
 where
@@ -55,9 +63,16 @@ where
             Reply::Overloaded { retry_after, .. } if !last => {
                 tokio::time::sleep(retry_after.unwrap_or(backoff).max(backoff)).await;
             }
-            Reply::Failed { unknown_outcome: true, .. } if idempotent && !last => tokio::time::sleep(backoff).await,
-            Reply::Failed { label, .. } if label == "connect" && !last => tokio::time::sleep(backoff).await,
-            Reply::Overloaded { reason, .. } => anyhow::bail!("{what}: server unavailable ({reason}) after retries"),
+            Reply::Failed {
+                unknown_outcome: true,
+                ..
+            } if idempotent && !last => tokio::time::sleep(backoff).await,
+            Reply::Failed { label, .. } if label == "connect" && !last => {
+                tokio::time::sleep(backoff).await
+            }
+            Reply::Overloaded { reason, .. } => {
+                anyhow::bail!("{what}: server unavailable ({reason}) after retries")
+            }
             Reply::Failed { detail, .. } => anyhow::bail!("{what}: {detail}"),
         }
         backoff *= 2;
@@ -67,7 +82,13 @@ where
 
 /// Posts one NDJSON chunk; `already_registered` lines count as accepted, so a rerun
 /// with the same seed against the same server goes through.
-async fn import_chunk(api: &Api, token: &str, route: &str, body: Vec<u8>, lines: u64) -> anyhow::Result<(u64, Vec<String>)> {
+async fn import_chunk(
+    api: &Api,
+    token: &str,
+    route: &str,
+    body: Vec<u8>,
+    lines: u64,
+) -> anyhow::Result<(u64, Vec<String>)> {
     let outcome: ImportOutcome = manager(api, route, true, || {
         api.request(Method::POST, route, token)
             .timeout(Duration::from_secs(BULK_TIMEOUT_S))
@@ -85,21 +106,30 @@ async fn import_chunk(api: &Api, token: &str, route: &str, body: Vec<u8>, lines:
         }
     }
     if outcome.accepted + again + refused.len() as u64 != lines {
-        refused.push(format!("{lines} lines sent, {} accepted, {} rejected", outcome.accepted, again + refused.len() as u64));
+        refused.push(format!(
+            "{lines} lines sent, {} accepted, {} rejected",
+            outcome.accepted,
+            again + refused.len() as u64
+        ));
     }
     Ok((outcome.accepted + again, refused))
 }
 
 /// Streams `n` NDJSON lines made by `line` to `route`, a chunk per request.
-async fn import<F>(api: &Api, token: &str, route: &str, n: u64, tally: &Tally, line: F) -> anyhow::Result<()>
+async fn import<F>(
+    api: &Api,
+    token: &str,
+    route: &str,
+    n: u64,
+    tally: &Tally,
+    line: F,
+) -> anyhow::Result<()>
 where
     F: Fn(u64, &mut Vec<u8>) -> anyhow::Result<()>,
 {
-    let chunks = n.div_ceil(IMPORT_CHUNK_LINES);
     let line = &line;
-    let refused: Vec<String> = stream::iter(0..chunks)
-        .map(|k| async move {
-            let range = k * IMPORT_CHUNK_LINES..((k + 1) * IMPORT_CHUNK_LINES).min(n);
+    let refused: Vec<String> = stream::iter(batches(n, IMPORT_CHUNK_LINES))
+        .map(|range| async move {
             let lines = range.end - range.start;
             let mut body = Vec::with_capacity(lines as usize * 96);
             for i in range {
@@ -121,44 +151,78 @@ where
 }
 
 /// Registers every resident of the population.
-pub async fn residents(api: &Api, token: &str, population: &Population, tally: &Tally) -> anyhow::Result<()> {
-    import(api, token, "/v1/residents/import", population.len(), tally, |i, buf| {
-        serde_json::to_writer(buf, &population.resident(i)).context("encoding a resident")
-    })
+pub async fn residents(
+    api: &Api,
+    token: &str,
+    population: &Population,
+    tally: &Tally,
+) -> anyhow::Result<()> {
+    import(
+        api,
+        token,
+        "/v1/residents/import",
+        population.len(),
+        tally,
+        |i, buf| serde_json::to_writer(buf, &population.resident(i)).context("encoding a resident"),
+    )
     .await
 }
 
 /// Registers every merchant with its terminal.
 pub async fn merchants(api: &Api, token: &str, plan: &Plan, tally: &Tally) -> anyhow::Result<()> {
-    import(api, token, "/v1/merchants/import", plan.merchants.len() as u64, tally, |i, buf| {
-        let m = plan.merchants.get(i as usize).context("merchant index")?;
-        let input = MerchantInput {
-            id: m.id.clone(),
-            name: format!("{} store {}", m.category.as_str(), i),
-            category: m.category,
-            region: plan.region_codes.get(m.region).cloned().unwrap_or_default(),
-            terminals: vec![m.terminal.clone()],
-        };
-        serde_json::to_writer(buf, &input).context("encoding a merchant")
-    })
+    import(
+        api,
+        token,
+        "/v1/merchants/import",
+        plan.merchants.len() as u64,
+        tally,
+        |i, buf| {
+            let m = plan.merchants.get(i as usize).context("merchant index")?;
+            let input = MerchantInput {
+                id: m.id.clone(),
+                name: format!("{} store {}", m.category.as_str(), i),
+                category: m.category,
+                region: plan.region_codes.get(m.region).cloned().unwrap_or_default(),
+                terminals: vec![m.terminal.clone()],
+            };
+            serde_json::to_writer(buf, &input).context("encoding a merchant")
+        },
+    )
     .await
 }
 
 /// Resident tokens for `accounts`, in order, minted in batches.
-pub async fn resident_tokens(api: &Api, token: &str, accounts: &[String]) -> anyhow::Result<Vec<String>> {
-    let batches: Vec<Vec<String>> = stream::iter(accounts.chunks(TOKENS_PER_CALL_MAX))
-        .map(|subjects| async move {
-            let body = serde_json::json!({"role": "resident", "subjects": subjects, "ttl_s": TOKEN_TTL_S});
-            let t: Tokens =
-                manager(api, "POST /v1/tokens", true, || api.request(Method::POST, "/v1/tokens", token).json(&body))
-                    .await?;
-            anyhow::ensure!(t.tokens.len() == subjects.len(), "asked for {} tokens, got {}", subjects.len(), t.tokens.len());
-            Ok(t.tokens)
+pub async fn resident_tokens(
+    api: &Api,
+    token: &str,
+    accounts: &[String],
+) -> anyhow::Result<Vec<String>> {
+    let per_batch: Vec<Vec<String>> = stream::iter(batches(
+        accounts.len() as u64,
+        TOKENS_PER_CALL_MAX,
+    ))
+    .map(|range| async move {
+        let subjects = accounts
+            .get(range.start as usize..range.end as usize)
+            .unwrap_or(&[]);
+        let body =
+            serde_json::json!({"role": "resident", "subjects": subjects, "ttl_s": TOKEN_TTL_S});
+        let t: Tokens = manager(api, "POST /v1/tokens", true, || {
+            api.request(Method::POST, "/v1/tokens", token).json(&body)
         })
-        .buffered(TOKEN_CALLS_IN_FLIGHT)
-        .try_collect()
         .await?;
-    Ok(batches.into_iter().flatten().collect())
+        anyhow::ensure!(
+            t.tokens.len() == subjects.len(),
+            "asked for {} tokens, got {}",
+            subjects.len(),
+            t.tokens.len()
+        );
+        Ok(t.tokens)
+    })
+    .buffered(TOKEN_CALLS_IN_FLIGHT)
+    .try_collect()
+    .await?;
+    Ok(per_batch.into_iter().flatten().collect())
 }
 
 /// A terminal token for each merchant index in `which`. The contract names one
@@ -186,8 +250,15 @@ pub async fn terminal_tokens(
 }
 
 /// Creates the campaign (not retried on a lost reply: that could create two).
-pub async fn create_campaign(api: &Api, token: &str, spec: &CampaignSpec) -> anyhow::Result<CampaignView> {
-    manager(api, "POST /v1/campaigns", false, || api.request(Method::POST, "/v1/campaigns", token).json(spec)).await
+pub async fn create_campaign(
+    api: &Api,
+    token: &str,
+    spec: &CampaignSpec,
+) -> anyhow::Result<CampaignView> {
+    manager(api, "POST /v1/campaigns", false, || {
+        api.request(Method::POST, "/v1/campaigns", token).json(spec)
+    })
+    .await
 }
 
 /// Publishes it. A retried publish whose first attempt did land is refused
@@ -198,12 +269,32 @@ pub async fn publish(api: &Api, token: &str, id: &str) -> anyhow::Result<Campaig
         Ok(v) => Ok(v),
         Err(e) => {
             let get = format!("/v1/campaigns/{id}");
-            let v: CampaignView = manager(api, &get, true, || api.request(Method::GET, &get, token)).await?;
+            let v: CampaignView =
+                manager(api, &get, true, || api.request(Method::GET, &get, token)).await?;
             if v.status == CampaignStatus::Published {
                 Ok(v)
             } else {
                 Err(e)
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn batches_cover_everything_within_the_limit() {
+        for n in [0u64, 1, 9_999, 10_000, 10_001, 25_001] {
+            let b = batches(n, TOKENS_PER_CALL_MAX);
+            assert!(b
+                .iter()
+                .all(|r| !r.is_empty() && r.end - r.start <= TOKENS_PER_CALL_MAX));
+            assert_eq!(b.iter().map(|r| r.end - r.start).sum::<u64>(), n);
+            assert!(b.windows(2).all(|w| w[0].end == w[1].start));
+        }
+        assert_eq!(batches(25_001, TOKENS_PER_CALL_MAX).len(), 3);
+        assert_eq!(batches(120_000, IMPORT_CHUNK_LINES).len(), 3);
     }
 }

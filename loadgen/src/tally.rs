@@ -86,7 +86,8 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 impl Tally {
     /// Empty counters.
     pub fn new() -> Tally {
-        let latency = Histogram::new_with_bounds(1, LATENCY_MAX_US, LATENCY_SIGNIFICANT_DIGITS).ok();
+        let latency =
+            Histogram::new_with_bounds(1, LATENCY_MAX_US, LATENCY_SIGNIFICANT_DIGITS).ok();
         Tally {
             attempted: AtomicU64::new(0),
             granted: AtomicU64::new(0),
@@ -105,7 +106,8 @@ impl Tally {
     pub fn lines(&self, sent: u64, accepted: u64) {
         self.attempted.fetch_add(sent, Relaxed);
         self.granted.fetch_add(accepted, Relaxed);
-        self.limited.fetch_add(sent.saturating_sub(accepted), Relaxed);
+        self.limited
+            .fetch_add(sent.saturating_sub(accepted), Relaxed);
     }
 
     /// Counts one reply that was meant to be sent at `intended`; returns how it counted.
@@ -121,7 +123,11 @@ impl Tally {
             Reply::Refused { reason } if reason == "sold_out" => (Counted::SoldOut, reason.clone()),
             Reply::Refused { reason } => (Counted::Limited, reason.clone()),
             Reply::Overloaded { reason, .. } => (Counted::Overloaded, format!("http_503_{reason}")),
-            Reply::Failed { label, unknown_outcome, .. } => (Counted::Error(*unknown_outcome), label.clone()),
+            Reply::Failed {
+                label,
+                unknown_outcome,
+                ..
+            } => (Counted::Error(*unknown_outcome), label.clone()),
         };
         self.count(counted);
         *lock(&self.by_reason).entry(reason).or_insert(0) += 1;
@@ -193,7 +199,11 @@ impl Tally {
             sold_out: self.sold_out.load(Relaxed),
             limited: self.limited.load(Relaxed),
             errors: self.errors.load(Relaxed),
-            per_second: if wall_s > 0.0 { attempted as f64 / wall_s } else { 0.0 },
+            per_second: if wall_s > 0.0 {
+                attempted as f64 / wall_s
+            } else {
+                0.0
+            },
             latency_ms: latency,
             overloaded: self.overloaded.load(Relaxed),
             replayed: self.replayed.load(Relaxed),
@@ -217,14 +227,52 @@ mod tests {
     fn counts_and_percentiles() {
         let t = Tally::new();
         let now = Instant::now();
-        t.record(&Reply::Done { status: 201, body: () }, now);
-        t.record(&Reply::Done { status: 200, body: () }, now);
-        t.record::<()>(&Reply::Refused { reason: "sold_out".into() }, now);
-        t.record::<()>(&Reply::Refused { reason: "limit_reached".into() }, now);
-        t.record::<()>(&Reply::Overloaded { reason: "overloaded".into(), retry_after: None }, now);
-        t.record::<()>(&Reply::Failed { label: "timeout".into(), detail: String::new(), unknown_outcome: true }, now);
+        t.record(
+            &Reply::Done {
+                status: 201,
+                body: (),
+            },
+            now,
+        );
+        t.record(
+            &Reply::Done {
+                status: 200,
+                body: (),
+            },
+            now,
+        );
+        t.record::<()>(
+            &Reply::Refused {
+                reason: "sold_out".into(),
+            },
+            now,
+        );
+        t.record::<()>(
+            &Reply::Refused {
+                reason: "limit_reached".into(),
+            },
+            now,
+        );
+        t.record::<()>(
+            &Reply::Overloaded {
+                reason: "overloaded".into(),
+                retry_after: None,
+            },
+            now,
+        );
+        t.record::<()>(
+            &Reply::Failed {
+                label: "timeout".into(),
+                detail: String::new(),
+                unknown_outcome: true,
+            },
+            now,
+        );
         let r = t.report(Duration::from_secs(2));
-        assert_eq!((r.attempted, r.granted, r.replayed, r.sold_out, r.limited), (6, 1, 1, 1, 1));
+        assert_eq!(
+            (r.attempted, r.granted, r.replayed, r.sold_out, r.limited),
+            (6, 1, 1, 1, 1)
+        );
         assert_eq!((r.errors, r.overloaded, r.unknown_outcome), (2, 1, 1));
         assert!((r.per_second - 3.0).abs() < 1e-9);
         assert_eq!(r.by_reason.get("sold_out"), Some(&1));

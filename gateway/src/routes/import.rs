@@ -260,9 +260,16 @@ where
             );
         }
         let mut results = results.into_iter();
+        // A failing store fails a whole chunk: log its cause once, not once per line.
+        let mut store_failure = None;
         for line in lines {
             match results.next() {
                 Some(Ok(())) => self.outcome.accepted += 1,
+                Some(Err(EngineError::Unavailable(cause))) => {
+                    store_failure.get_or_insert(cause);
+                    let detail = AppError::unavailable().detail().to_owned();
+                    self.reject(line, "unavailable", detail);
+                }
                 Some(Err(e)) => {
                     let e = AppError::from(e);
                     let detail = if e.errors().is_empty() {
@@ -278,6 +285,9 @@ where
                     "the engine gave no outcome; re-send this line".to_owned(),
                 ),
             }
+        }
+        if let Some(cause) = store_failure {
+            tracing::error!(%cause, "engine unavailable during an import");
         }
         Ok(())
     }

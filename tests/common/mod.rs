@@ -1,0 +1,161 @@
+//! Starts the real `yunquan` binary on port 0 with its own data directory and talks
+//! to it over HTTP. No sleeps: readiness is polled with a deadline.
+#![allow(dead_code)]
+
+use serde_json::{json, Value};
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_yunquan");
+
+/// A running server process.
+pub struct Server {
+    pub child: Child,
+    pub base: String,
+    pub data: PathBuf,
+}
+
+impl Server {
+    /// Starts `yunquan serve` on `data` and waits until it is ready.
+    pub fn start(data: &Path) -> Server {
+        let mut child = Command::new(BIN)
+            .args(["serve", "--data"])
+            .arg(data)
+            .args(["--listen", "127.0.0.1:0", "--shards", "2"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn yunquan serve");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut line = String::new();
+        BufReader::new(stdout).read_line(&mut line).expect("read listening line");
+        let base = line.trim().strip_prefix("listening on ").unwrap_or_else(|| panic!("unexpected first line {line:?}")).to_owned();
+        let server = Server { child, base, data: data.to_path_buf() };
+        server.wait_ready();
+        server
+    }
+
+    fn wait_ready(&self) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let client = reqwest::blocking::Client::new();
+        while Instant::now() < deadline {
+            if client.get(format!("{}/readyz", self.base)).send().is_ok_and(|r| r.status().is_success()) {
+                return;
+            }
+            std::thread::yield_now();
+        }
+        panic!("server not ready within 60 s");
+    }
+
+    /// kill -9.
+    pub fn kill9(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Mints a token with the binary's `token` command (reads DIR/token.key).
+    pub fn token(&self, role: &str, subject: &str, merchant: Option<&str>) -> String {
+        let mut cmd = Command::new(BIN);
+        cmd.args(["token", "--data"]).arg(&self.data).args(["--role", role, "--subject", subject]);
+        if let Some(m) = merchant {
+            cmd.args(["--merchant", m]);
+        }
+        let out = cmd.output().expect("yunquan token");
+        assert!(out.status.success(), "token: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).expect("utf8").trim().to_owned()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A small async HTTP client bound to a server and a token.
+#[derive(Clone)]
+pub struct Api {
+    pub http: reqwest::Client,
+    pub base: String,
+    pub token: Option<String>,
+}
+
+impl Api {
+    pub fn new(base: &str, token: Option<String>) -> Api {
+        Api { http: reqwest::Client::new(), base: base.to_owned(), token }
+    }
+
+    pub fn as_(&self, token: &str) -> Api {
+        Api { token: Some(token.to_owned()), ..self.clone() }
+    }
+
+    fn req(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        let r = self.http.request(method, format!("{}{}", self.base, path));
+        match &self.token {
+            Some(t) => r.bearer_auth(t),
+            None => r,
+        }
+    }
+
+    pub async fn send(&self, r: reqwest::RequestBuilder) -> (u16, Value) {
+        let resp = r.send().await.expect("request");
+        let status = resp.status().as_u16();
+        let ct = resp.headers().get("content-type").map(|v| v.to_str().unwrap_or("").to_owned()).unwrap_or_default();
+        let text = resp.text().await.expect("body");
+        if status >= 400 {
+            assert!(ct.starts_with("application/problem+json"), "status {status} with content-type {ct:?}: {text}");
+        }
+        (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+    }
+
+    pub async fn get(&self, path: &str) -> (u16, Value) {
+        self.send(self.req(reqwest::Method::GET, path)).await
+    }
+
+    pub async fn post(&self, path: &str, body: Value) -> (u16, Value) {
+        self.send(self.req(reqwest::Method::POST, path).json(&body)).await
+    }
+
+    pub async fn post_key(&self, path: &str, body: Value, key: &str) -> (u16, Value) {
+        self.send(self.req(reqwest::Method::POST, path).header("Idempotency-Key", key).json(&body)).await
+    }
+
+    pub async fn post_raw(&self, path: &str, body: String, content_type: &str) -> (u16, Value) {
+        self.send(self.req(reqwest::Method::POST, path).header("content-type", content_type).body(body)).await
+    }
+
+    pub async fn get_text(&self, path: &str) -> (u16, String) {
+        let resp = self.req(reqwest::Method::GET, path).send().await.expect("request");
+        (resp.status().as_u16(), resp.text().await.expect("body"))
+    }
+}
+
+/// Local (Asia/Shanghai) wall-clock time `offset_s` from now, as the API's naive datetime.
+pub fn local(offset_s: i64) -> String {
+    let now = chrono::Utc::now() + chrono::Duration::seconds(offset_s);
+    (now + chrono::Duration::hours(8)).format("%Y-%m-%dT%H:%M:%S").to_string()
+}
+
+/// A campaign whose round is live now, with the given tiers.
+pub fn live_campaign(tiers: Value) -> Value {
+    json!({
+        "name": "e2e round", "funder": "commerce dept", "budget_fen": 100_000_000_000u64,
+        "rounds": [{"start": local(-60), "end": local(3600)}],
+        "tiers": tiers,
+        "limits": {"per_tier_per_round": 1},
+        "eligibility": {"categories": ["catering", "retail"]},
+        "validity": {"kind": "days_after_claim", "days": 1}
+    })
+}
+
+/// NDJSON of `n` residents `{prefix}{i}` with distinct identities.
+pub fn residents_ndjson(prefix: &str, n: usize) -> String {
+    let tag: String = prefix.bytes().map(|b| format!("{b:03}")).collect();
+    (0..n)
+        .map(|i| json!({"account": format!("{prefix}{i}"), "identity_number": format!("{tag}{i:08}"), "region": "guiyang"}).to_string())
+        .collect::<Vec<_>>()
+        .join("\n")
+}
