@@ -18,7 +18,10 @@ use yunquan_actors::api::{CampaignAction, ResidentInput};
 use yunquan_actors::{Engine, EngineConfig};
 
 fn env(name: &str, default: usize) -> usize {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }
 
 struct Nop;
@@ -64,15 +67,23 @@ fn baseline(n: usize, in_flight: usize, shards: usize) -> f64 {
         let sys = System::new();
         sys.block_on(async move {
             let arbiters: Vec<Arbiter> = (0..shards).map(|_| Arbiter::new()).collect();
-            let addrs: Vec<Addr<Nop>> = arbiters.iter().map(|a| Nop::start_in_arbiter(&a.handle(), |ctx| {
-                ctx.set_mailbox_capacity(1 << 20);
-                Nop
-            })).collect();
+            let addrs: Vec<Addr<Nop>> = arbiters
+                .iter()
+                .map(|a| {
+                    Nop::start_in_arbiter(&a.handle(), |ctx| {
+                        ctx.set_mailbox_capacity(1 << 20);
+                        Nop
+                    })
+                })
+                .collect();
             let _ = tx.send(addrs);
         });
     });
     let addrs = Arc::new(rx.recv().expect("actors"));
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
     rt.block_on(drive(n, in_flight, |i| {
         let addrs = Arc::clone(&addrs);
         async move {
@@ -92,8 +103,12 @@ fn engine_run(n: usize, in_flight: usize, shards: u32) -> (f64, f64) {
         snapshot_every_events: u64::MAX,
         idempotency_keys_max: 1 << 20,
     };
-    let engine = Engine::start(config, Arc::new(|| chrono::Utc::now().timestamp_millis())).expect("engine");
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
+    let engine =
+        Engine::start(config, Arc::new(|| chrono::Utc::now().timestamp_millis())).expect("engine");
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
     rt.block_on(async move {
         let started = Instant::now();
         for chunk in (0..n).collect::<Vec<_>>().chunks(5_000) {
@@ -129,13 +144,19 @@ fn engine_run(n: usize, in_flight: usize, shards: u32) -> (f64, f64) {
 fn main() {
     let n = env("BENCH_CLAIMS", 300_000);
     let in_flight = env("BENCH_IN_FLIGHT", 4096);
-    let shards = env("BENCH_SHARDS", std::thread::available_parallelism().map_or(2, |p| p.get()));
+    let shards = env(
+        "BENCH_SHARDS",
+        std::thread::available_parallelism().map_or(2, |p| p.get()),
+    );
     println!("in-process engine benchmark: {n} claims, {in_flight} in flight, {shards} shards");
     let base = baseline(n, in_flight, shards);
     let (reg, claims) = engine_run(n, in_flight, shards as u32);
     let base2 = baseline(n, in_flight, shards);
     let base_med = (base + base2) / 2.0;
     println!("baseline actix round trip (no work)   {base_med:>12.0} ops/s   (runs: {base:.0}, {base2:.0})");
-    println!("durable claims (group commit, fsync)  {claims:>12.0} claims/s   ratio to baseline {:.2}", claims / base_med);
+    println!(
+        "durable claims (group commit, fsync)  {claims:>12.0} claims/s   ratio to baseline {:.2}",
+        claims / base_med
+    );
     println!("resident registration (durable)       {reg:>12.0} residents/s");
 }

@@ -49,7 +49,10 @@ impl AuditReport {
 pub fn audit_store(store: &dyn Store, shards: u32) -> Result<AuditReport, StartError> {
     let registry = Registry::default();
     recover_control(store, &registry)?;
-    let mut r = AuditReport { campaigns: registry.campaigns.len() as u64, ..AuditReport::default() };
+    let mut r = AuditReport {
+        campaigns: registry.campaigns.len() as u64,
+        ..AuditReport::default()
+    };
     let mut claimed: HashMap<(String, u32, u32), u64> = HashMap::new();
     let mut committed: HashMap<String, u64> = HashMap::new();
     let mut request_nos: HashSet<(String, String)> = HashSet::new();
@@ -63,7 +66,9 @@ pub fn audit_store(store: &dyn Store, shards: u32) -> Result<AuditReport, StartE
             for (i, c) in p.coupons.iter().enumerate() {
                 r.coupons += 1;
                 let who = format!("coupon {route:016x}/{}", i + 1);
-                *claimed.entry((c.campaign.clone(), c.round, c.tier)).or_default() += 1;
+                *claimed
+                    .entry((c.campaign.clone(), c.round, c.tier))
+                    .or_default() += 1;
                 let Some(entry) = registry.campaigns.get(&c.campaign) else {
                     r.violation(format!("{who}: unknown campaign {}", c.campaign));
                     continue;
@@ -75,8 +80,14 @@ pub fn audit_store(store: &dyn Store, shards: u32) -> Result<AuditReport, StartE
                 }
                 *per_tier.entry((&c.campaign, c.round, c.tier)).or_default() += 1;
                 *per_round.entry((&c.campaign, c.round)).or_default() += 1;
-                *per_day.entry((&c.campaign, local_date(camp.timezone, c.at_ms))).or_default() += 1;
-                let standing = c.redemptions.iter().filter(|x| x.reversed.is_none()).count();
+                *per_day
+                    .entry((&c.campaign, local_date(camp.timezone, c.at_ms)))
+                    .or_default() += 1;
+                let standing = c
+                    .redemptions
+                    .iter()
+                    .filter(|x| x.reversed.is_none())
+                    .count();
                 if standing > 1 {
                     r.double_redeemed += 1;
                     r.violation(format!("{who}: {standing} standing redemptions"));
@@ -87,18 +98,30 @@ pub fn audit_store(store: &dyn Store, shards: u32) -> Result<AuditReport, StartE
                 for x in &c.redemptions {
                     r.redemptions += 1;
                     if !request_nos.insert((x.merchant.clone(), x.request_no.clone())) {
-                        r.violation(format!("{who}: request number {} of {} used twice", x.request_no, x.merchant));
+                        r.violation(format!(
+                            "{who}: request number {} of {} used twice",
+                            x.request_no, x.merchant
+                        ));
                     }
                     let tier = &camp.tiers[c.tier as usize];
-                    let expected = Fen::new(x.order_fen).ok().and_then(|o| tier.discount.apply(o)).map(|p| p.discount.get());
+                    let expected = Fen::new(x.order_fen)
+                        .ok()
+                        .and_then(|o| tier.discount.apply(o))
+                        .map(|p| p.discount.get());
                     if expected != Some(x.discount_fen) {
-                        r.violation(format!("{who}: discount {} on order {} (expected {expected:?})", x.discount_fen, x.order_fen));
+                        r.violation(format!(
+                            "{who}: discount {} on order {} (expected {expected:?})",
+                            x.discount_fen, x.order_fen
+                        ));
                     }
                     if x.at_ms < c.valid_from_ms || x.at_ms > c.valid_until_ms {
                         r.violation(format!("{who}: redeemed outside its validity window"));
                     }
                     if !camp.applies_at(c.tier as usize, x.category, &x.region, &x.merchant) {
-                        r.violation(format!("{who}: redeemed at ineligible merchant {}", x.merchant));
+                        r.violation(format!(
+                            "{who}: redeemed at ineligible merchant {}",
+                            x.merchant
+                        ));
                     }
                     if x.reversed.is_none() {
                         *committed.entry(c.campaign.clone()).or_default() += x.discount_fen;
@@ -108,35 +131,57 @@ pub fn audit_store(store: &dyn Store, shards: u32) -> Result<AuditReport, StartE
             for ((camp, round, tier), n) in per_tier {
                 let l = registry.campaigns.get(camp).map(|e| e.campaign.limits);
                 if l.is_some_and(|l| n > l.per_tier_per_round) {
-                    r.violation(format!("person {route:016x}: {n} coupons of {camp} round {round} tier {tier}"));
+                    r.violation(format!(
+                        "person {route:016x}: {n} coupons of {camp} round {round} tier {tier}"
+                    ));
                 }
             }
             for ((camp, round), n) in per_round {
-                let l = registry.campaigns.get(camp).and_then(|e| e.campaign.limits.per_round);
+                let l = registry
+                    .campaigns
+                    .get(camp)
+                    .and_then(|e| e.campaign.limits.per_round);
                 if l.is_some_and(|l| n > l) {
-                    r.violation(format!("person {route:016x}: {n} coupons of {camp} round {round}"));
+                    r.violation(format!(
+                        "person {route:016x}: {n} coupons of {camp} round {round}"
+                    ));
                 }
             }
             for ((camp, day), n) in per_day {
-                let l = registry.campaigns.get(camp).and_then(|e| e.campaign.limits.per_day);
+                let l = registry
+                    .campaigns
+                    .get(camp)
+                    .and_then(|e| e.campaign.limits.per_day);
                 if l.is_some_and(|l| n > l) {
-                    r.violation(format!("person {route:016x}: {n} coupons of {camp} on {day}"));
+                    r.violation(format!(
+                        "person {route:016x}: {n} coupons of {camp} on {day}"
+                    ));
                 }
             }
         }
     }
     for ((camp, round, tier), n) in &claimed {
-        let stock = registry.campaigns.get(camp).and_then(|e| e.campaign.tiers.get(*tier as usize).map(|t| t.stock));
+        let stock = registry
+            .campaigns
+            .get(camp)
+            .and_then(|e| e.campaign.tiers.get(*tier as usize).map(|t| t.stock));
         if let Some(stock) = stock.filter(|s| n > s) {
             r.oversold += n - stock;
-            r.violation(format!("{camp} round {round} tier {tier}: {n} claimed of {stock}"));
+            r.violation(format!(
+                "{camp} round {round} tier {tier}: {n} claimed of {stock}"
+            ));
         }
     }
     for (camp, fen) in &committed {
-        let budget = registry.campaigns.get(camp).map_or(0, |e| e.campaign.budget.get());
+        let budget = registry
+            .campaigns
+            .get(camp)
+            .map_or(0, |e| e.campaign.budget.get());
         if *fen > budget {
             r.over_budget = true;
-            r.violation(format!("{camp}: discounts {fen} fen exceed budget {budget} fen"));
+            r.violation(format!(
+                "{camp}: discounts {fen} fen exceed budget {budget} fen"
+            ));
         }
     }
     r.ok = r.violation_count == 0;

@@ -607,7 +607,7 @@ impl Engine {
         })
     }
 
-    /// The account ids of a coupon's owner (for access checks), or None if unknown.
+    /// One coupon by code (a forged or mistyped code is refused before any lookup).
     pub async fn coupon(&self, code: &str) -> Result<CouponView, EngineError> {
         let c = self.parse_code(code)?;
         self.ask(self.shard_of(c.route), |tx| ShardCmd::Coupon(c, tx))

@@ -34,7 +34,12 @@ impl CampaignEntry {
         let remaining = campaign
             .rounds
             .iter()
-            .flat_map(|_| campaign.tiers.iter().map(|t| CachePadded::new(AtomicU64::new(t.stock))))
+            .flat_map(|_| {
+                campaign
+                    .tiers
+                    .iter()
+                    .map(|t| CachePadded::new(AtomicU64::new(t.stock)))
+            })
             .collect();
         CampaignEntry {
             campaign,

@@ -94,13 +94,18 @@ impl ShardReport {
     fn part(&mut self, campaign: &str) -> &mut CampaignPart {
         // Look up before inserting: the hot path must not allocate a key per event.
         if !self.campaigns.contains_key(campaign) {
-            self.campaigns.insert(campaign.to_owned(), CampaignPart::default());
+            self.campaigns
+                .insert(campaign.to_owned(), CampaignPart::default());
         }
         self.campaigns.get_mut(campaign).expect("inserted above")
     }
 
     fn claimed(&mut self, c: &Coupon) {
-        self.part(&c.campaign).tiers.entry((c.round, c.tier)).or_default().claimed += 1;
+        self.part(&c.campaign)
+            .tiers
+            .entry((c.round, c.tier))
+            .or_default()
+            .claimed += 1;
     }
 
     fn date(registry: &Registry, c: &Coupon, at_ms: i64) -> NaiveDate {
