@@ -20,14 +20,22 @@ impl Audit {
     /// Runs the audit; exit code 0 only when every invariant holds.
     pub async fn run(self) -> anyhow::Result<ExitCode> {
         if !self.data.join("meta.redb").exists() {
-            anyhow::bail!("{} is not a yunquan data directory (no meta.redb)", self.data.display());
+            anyhow::bail!(
+                "{} is not a yunquan data directory (no meta.redb)",
+                self.data.display()
+            );
         }
         let store = EmbeddedStore::open(&self.data)?;
         let shards = match store.get_meta("shards")? {
             Some(b) if b.len() == 4 => u32::from_be_bytes([b[0], b[1], b[2], b[3]]),
-            _ => anyhow::bail!("{} has no shard count recorded; was a server ever started on it?", self.data.display()),
+            _ => anyhow::bail!(
+                "{} has no shard count recorded; was a server ever started on it?",
+                self.data.display()
+            ),
         };
-        let report = tokio::task::spawn_blocking(move || yunquan_actors::audit::audit_store(&store, shards)).await??;
+        let report =
+            tokio::task::spawn_blocking(move || yunquan_actors::audit::audit_store(&store, shards))
+                .await??;
         if self.json {
             println!("{}", serde_json::to_string_pretty(&report)?);
         } else {
@@ -44,6 +52,10 @@ impl Audit {
             }
             println!("audit: {}", if report.ok { "OK" } else { "FAILED" });
         }
-        Ok(if report.ok { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+        Ok(if report.ok {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::FAILURE
+        })
     }
 }

@@ -30,9 +30,19 @@ impl Server {
             .expect("spawn yunquan serve");
         let stdout = child.stdout.take().expect("stdout");
         let mut line = String::new();
-        BufReader::new(stdout).read_line(&mut line).expect("read listening line");
-        let base = line.trim().strip_prefix("listening on ").unwrap_or_else(|| panic!("unexpected first line {line:?}")).to_owned();
-        let server = Server { child, base, data: data.to_path_buf() };
+        BufReader::new(stdout)
+            .read_line(&mut line)
+            .expect("read listening line");
+        let base = line
+            .trim()
+            .strip_prefix("listening on ")
+            .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+            .to_owned();
+        let server = Server {
+            child,
+            base,
+            data: data.to_path_buf(),
+        };
         server.wait_ready();
         server
     }
@@ -41,7 +51,11 @@ impl Server {
         let deadline = Instant::now() + Duration::from_secs(60);
         let client = reqwest::blocking::Client::new();
         while Instant::now() < deadline {
-            if client.get(format!("{}/readyz", self.base)).send().is_ok_and(|r| r.status().is_success()) {
+            if client
+                .get(format!("{}/readyz", self.base))
+                .send()
+                .is_ok_and(|r| r.status().is_success())
+            {
                 return;
             }
             std::thread::yield_now();
@@ -58,13 +72,22 @@ impl Server {
     /// Mints a token with the binary's `token` command (reads DIR/token.key).
     pub fn token(&self, role: &str, subject: &str, merchant: Option<&str>) -> String {
         let mut cmd = Command::new(BIN);
-        cmd.args(["token", "--data"]).arg(&self.data).args(["--role", role, "--subject", subject]);
+        cmd.args(["token", "--data"])
+            .arg(&self.data)
+            .args(["--role", role, "--subject", subject]);
         if let Some(m) = merchant {
             cmd.args(["--merchant", m]);
         }
         let out = cmd.output().expect("yunquan token");
-        assert!(out.status.success(), "token: {}", String::from_utf8_lossy(&out.stderr));
-        String::from_utf8(out.stdout).expect("utf8").trim().to_owned()
+        assert!(
+            out.status.success(),
+            "token: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout)
+            .expect("utf8")
+            .trim()
+            .to_owned()
     }
 }
 
@@ -85,11 +108,18 @@ pub struct Api {
 
 impl Api {
     pub fn new(base: &str, token: Option<String>) -> Api {
-        Api { http: reqwest::Client::new(), base: base.to_owned(), token }
+        Api {
+            http: reqwest::Client::new(),
+            base: base.to_owned(),
+            token,
+        }
     }
 
     pub fn as_(&self, token: &str) -> Api {
-        Api { token: Some(token.to_owned()), ..self.clone() }
+        Api {
+            token: Some(token.to_owned()),
+            ..self.clone()
+        }
     }
 
     fn req(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
@@ -103,12 +133,22 @@ impl Api {
     pub async fn send(&self, r: reqwest::RequestBuilder) -> (u16, Value) {
         let resp = r.send().await.expect("request");
         let status = resp.status().as_u16();
-        let ct = resp.headers().get("content-type").map(|v| v.to_str().unwrap_or("").to_owned()).unwrap_or_default();
+        let ct = resp
+            .headers()
+            .get("content-type")
+            .map(|v| v.to_str().unwrap_or("").to_owned())
+            .unwrap_or_default();
         let text = resp.text().await.expect("body");
         if status >= 400 {
-            assert!(ct.starts_with("application/problem+json"), "status {status} with content-type {ct:?}: {text}");
+            assert!(
+                ct.starts_with("application/problem+json"),
+                "status {status} with content-type {ct:?}: {text}"
+            );
         }
-        (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
     }
 
     pub async fn get(&self, path: &str) -> (u16, Value) {
@@ -116,19 +156,34 @@ impl Api {
     }
 
     pub async fn post(&self, path: &str, body: Value) -> (u16, Value) {
-        self.send(self.req(reqwest::Method::POST, path).json(&body)).await
+        self.send(self.req(reqwest::Method::POST, path).json(&body))
+            .await
     }
 
     pub async fn post_key(&self, path: &str, body: Value, key: &str) -> (u16, Value) {
-        self.send(self.req(reqwest::Method::POST, path).header("Idempotency-Key", key).json(&body)).await
+        self.send(
+            self.req(reqwest::Method::POST, path)
+                .header("Idempotency-Key", key)
+                .json(&body),
+        )
+        .await
     }
 
     pub async fn post_raw(&self, path: &str, body: String, content_type: &str) -> (u16, Value) {
-        self.send(self.req(reqwest::Method::POST, path).header("content-type", content_type).body(body)).await
+        self.send(
+            self.req(reqwest::Method::POST, path)
+                .header("content-type", content_type)
+                .body(body),
+        )
+        .await
     }
 
     pub async fn get_text(&self, path: &str) -> (u16, String) {
-        let resp = self.req(reqwest::Method::GET, path).send().await.expect("request");
+        let resp = self
+            .req(reqwest::Method::GET, path)
+            .send()
+            .await
+            .expect("request");
         (resp.status().as_u16(), resp.text().await.expect("body"))
     }
 }
@@ -136,7 +191,9 @@ impl Api {
 /// Local (Asia/Shanghai) wall-clock time `offset_s` from now, as the API's naive datetime.
 pub fn local(offset_s: i64) -> String {
     let now = chrono::Utc::now() + chrono::Duration::seconds(offset_s);
-    (now + chrono::Duration::hours(8)).format("%Y-%m-%dT%H:%M:%S").to_string()
+    (now + chrono::Duration::hours(8))
+        .format("%Y-%m-%dT%H:%M:%S")
+        .to_string()
 }
 
 /// A campaign whose round is live now, with the given tiers.
