@@ -20,7 +20,7 @@ const EXAMPLES_MAX: usize = 3;
 /// Contract violations seen in replies listed one by one, at most (the rest are counted).
 const ANOMALIES_LISTED_MAX: usize = 20;
 /// Longest wait for the stats to stop changing after the last request, in seconds.
-const STATS_SETTLE_MAX_S: u64 = 15;
+const STATS_SETTLE_S_MAX: u64 = 15;
 /// Pause between two stats reads while waiting for them to settle, in milliseconds.
 const STATS_POLL_MS: u64 = 500;
 /// Characters of a coupon code's person route (8 bytes of base32).
@@ -75,7 +75,7 @@ pub async fn fetch(api: &Api, token: &str, campaign: &str) -> anyhow::Result<Ser
             .await
     };
     // Stats may be a projection that trails the shards; wait for two equal reads.
-    let deadline = Instant::now() + Duration::from_secs(STATS_SETTLE_MAX_S);
+    let deadline = Instant::now() + Duration::from_secs(STATS_SETTLE_S_MAX);
     let mut stats = read().await?;
     loop {
         tokio::time::sleep(Duration::from_millis(STATS_POLL_MS)).await;
@@ -281,6 +281,13 @@ pub fn check(server: &ServerView, ours: &ClientView<'_>) -> AuditReport {
                 s.redeemed
             ));
         }
+    }
+    let tier_discounts: u64 = stats.tiers.iter().map(|s| s.discount_fen).sum();
+    if tier_discounts != stats.discount_fen {
+        v.push(format!(
+            "stats: tiers owe {tier_discounts} fen of discounts in total, the campaign {} fen",
+            stats.discount_fen
+        ));
     }
     let claimed_total: u64 = stats.tiers.iter().map(|s| s.claimed).sum();
     report.coupons_exported = server.coupons.len() as u64;

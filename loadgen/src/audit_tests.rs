@@ -91,7 +91,7 @@ impl World {
                 claimed: tier.stock,
                 remaining: 0,
                 redeemed,
-                discount_fen: 0,
+                discount_fen: redeemed * tier.discount_fen,
                 spend_fen: 0,
             });
         }
@@ -240,6 +240,7 @@ fn reversal_not_reflected_is_a_lost_ack() {
 fn unknown_outcomes_widen_the_discount_tolerance() {
     let mut w = World::new();
     w.server.stats.discount_fen += 1_000;
+    w.server.stats.tiers[1].discount_fen += 1_000;
     assert!(!w.check().ok);
     w.acks.unknown_redemptions.push(("X".into(), 1_000));
     assert!(w.check().ok, "{:?}", w.check().violations);

@@ -99,6 +99,13 @@ impl Api {
             .timeout(Duration::from_secs(REQUEST_TIMEOUT_S))
     }
 
+    /// A request to `path` without credentials (probes), with the ordinary timeout.
+    pub fn unauthenticated(&self, method: Method, path: &str) -> RequestBuilder {
+        self.http
+            .request(method, format!("{}{path}", self.base))
+            .timeout(Duration::from_secs(REQUEST_TIMEOUT_S))
+    }
+
     /// Sends and sorts the reply.
     pub async fn send<T: DeserializeOwned>(&self, req: RequestBuilder) -> Reply<T> {
         let resp = match req.send().await {

@@ -161,7 +161,9 @@ fn pick_distinct<R: Rng>(weights: &[f64], k: usize, rng: &mut R) -> Vec<usize> {
 
 /// A human contender's intent before accounts are assigned.
 struct Intent {
+    /// First tap after the round opens, in microseconds.
     at_us: u64,
+    /// Tiers in tapping order, each with its delay after the first tap in microseconds.
     tiers: Vec<(u32, u64)>,
 }
 

@@ -165,6 +165,20 @@ async fn chain(ctx: Arc<Ctx>, claim: Claim) {
     }
 }
 
+/// Opens the connection pool before the round: the generator's connections stand
+/// for long-lived client connections, so the burst at the opening should measure the
+/// server, not TCP handshakes. Best effort, and never past the round's start.
+async fn warm_up(api: &Api, connections: usize, t0: Instant) {
+    let probes = (0..connections.max(1)).map(|_| async {
+        if let Ok(r) = api.unauthenticated(Method::GET, "/healthz").send().await {
+            // Reading the body hands the connection back to the pool.
+            let _ = r.bytes().await;
+        }
+    });
+    let all = futures::future::join_all(probes);
+    let _ = tokio::time::timeout_at(t0.into(), all).await;
+}
+
 /// Runs the claim phase. `t0` is the instant the round opens; `tokens` holds one
 /// resident token per participant slot.
 pub async fn run(
@@ -193,6 +207,7 @@ pub async fn run(
         seed: plan.seed,
         key_prefix,
     });
+    warm_up(api, connections, t0).await;
     tokio::time::sleep_until(t0.into()).await;
     let progress = Progress::start("claims", tally.clone());
     let mut chains = JoinSet::new();

@@ -13,12 +13,12 @@ const SHARE_SUM_TOLERANCE: f64 = 0.02;
 #[derive(Debug, thiserror::Error)]
 pub enum ScenarioError {
     /// The file could not be read.
-    #[error("cannot read scenario {path}: {source}")]
+    #[error("cannot read scenario {path}: {cause}")]
     Read {
         /// The file.
         path: String,
-        /// The OS error.
-        source: std::io::Error,
+        /// The OS error (named so it is shown once, not again as a chained source).
+        cause: std::io::Error,
     },
     /// The file is not valid TOML or a field has the wrong type.
     #[error("scenario is not valid: {0}")]
@@ -231,9 +231,9 @@ pub struct RedemptionShape {
 impl Scenario {
     /// Reads and checks a scenario file.
     pub fn load(path: &Path) -> Result<Scenario, ScenarioError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ScenarioError::Read {
+        let text = std::fs::read_to_string(path).map_err(|cause| ScenarioError::Read {
             path: path.display().to_string(),
-            source,
+            cause,
         })?;
         Scenario::parse(&text)
     }

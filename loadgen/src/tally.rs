@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 /// Largest latency the histogram resolves, in microseconds (10 minutes); slower
 /// replies are recorded at this value.
-const LATENCY_MAX_US: u64 = 600_000_000;
+const LATENCY_US_MAX: u64 = 600_000_000;
 /// Significant decimal digits of the histogram.
 const LATENCY_SIGNIFICANT_DIGITS: u8 = 3;
 
@@ -87,7 +87,7 @@ impl Tally {
     /// Empty counters.
     pub fn new() -> Tally {
         let latency =
-            Histogram::new_with_bounds(1, LATENCY_MAX_US, LATENCY_SIGNIFICANT_DIGITS).ok();
+            Histogram::new_with_bounds(1, LATENCY_US_MAX, LATENCY_SIGNIFICANT_DIGITS).ok();
         Tally {
             attempted: AtomicU64::new(0),
             granted: AtomicU64::new(0),
