@@ -9,4 +9,4 @@ pub mod audit;
 pub mod domain;
 pub mod engine;
 
-pub use engine::{Clock, Engine, EngineConfig, Keys, StartError};
+pub use engine::{wall_clock_ms, Clock, Engine, EngineConfig, Keys, StartError};

@@ -6,7 +6,6 @@ use anyhow::Context;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 use yunquan_actors::{Clock, Engine, EngineConfig};
 use yunquan_gateway::{GatewayConfig, Role, TokenClaims};
 use yunquan_loadgen::LoadgenConfig;
@@ -33,7 +32,7 @@ const IDEMPOTENCY_KEYS_MAX: usize = 1_000_000;
 pub struct Demo {
     /// Scale of the Guizhou round. The default (584,000 residents, 80,000 contenders,
     /// 47,120 coupons) runs in about a minute on two cores, near what they can serve.
-    #[arg(long, default_value_t = 0.04)]
+    #[arg(long, default_value_t = 0.02)]
     scale: f64,
     /// Data directory (default: a fresh temporary directory, removed afterwards).
     #[arg(long)]
@@ -47,15 +46,6 @@ pub struct Demo {
     /// Requests in flight at most.
     #[arg(long, default_value_t = yunquan_loadgen::CONNECTIONS_DEFAULT)]
     connections: usize,
-}
-
-/// Wall-clock milliseconds since the Unix epoch.
-fn wall_clock_ms() -> i64 {
-    let ms = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis())
-        .unwrap_or(0);
-    i64::try_from(ms).unwrap_or(i64::MAX)
 }
 
 impl Demo {
@@ -86,7 +76,7 @@ impl Demo {
             snapshot_every_events: SNAPSHOT_EVERY_EVENTS,
             idempotency_keys_max: IDEMPOTENCY_KEYS_MAX,
         };
-        let clock: Clock = Arc::new(wall_clock_ms);
+        let clock: Clock = Arc::new(yunquan_actors::wall_clock_ms);
         let engine = tokio::task::spawn_blocking(move || Engine::start(config, clock))
             .await
             .context("engine start panicked")?
@@ -116,7 +106,7 @@ impl Demo {
                 role: Role::Manager,
                 sub: "demo".to_owned(),
                 mer: None,
-                exp: wall_clock_ms() / 1_000 + MANAGER_TOKEN_TTL_S,
+                exp: yunquan_actors::wall_clock_ms() / 1_000 + MANAGER_TOKEN_TTL_S,
             },
         );
         let (scenario_path, scenario_text) = match self.scenario {

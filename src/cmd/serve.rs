@@ -6,7 +6,6 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 use yunquan_actors::{Clock, Engine, EngineConfig};
 use yunquan_gateway::GatewayConfig;
 
@@ -40,15 +39,6 @@ pub struct Serve {
     /// Longest an HTTP request may run before 504, in milliseconds (default: gateway default).
     #[arg(long)]
     request_timeout_ms: Option<u64>,
-}
-
-/// Wall-clock milliseconds since the Unix epoch.
-fn wall_clock_ms() -> i64 {
-    let ms = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis())
-        .unwrap_or(0);
-    i64::try_from(ms).unwrap_or(i64::MAX)
 }
 
 /// Resolves on SIGINT or (on Unix) SIGTERM; if a handler cannot be installed, that
@@ -101,7 +91,7 @@ impl Serve {
             snapshot_every_events: self.snapshot_every_events,
             idempotency_keys_max: self.idempotency_keys_max,
         };
-        let clock: Clock = Arc::new(wall_clock_ms);
+        let clock: Clock = Arc::new(yunquan_actors::wall_clock_ms);
         // Recovery reads every journal: keep it off the async workers.
         let engine = tokio::task::spawn_blocking(move || Engine::start(config, clock))
             .await

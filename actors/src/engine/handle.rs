@@ -25,6 +25,14 @@ use yunquan_storage::{EmbeddedStore, Store};
 /// Milliseconds since the Unix epoch, from the server's clock (tests substitute one).
 pub type Clock = Arc<dyn Fn() -> i64 + Send + Sync>;
 
+/// The server's wall clock in milliseconds since the Unix epoch (the engine's default [`Clock`]).
+pub fn wall_clock_ms() -> i64 {
+    let ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis());
+    i64::try_from(ms).unwrap_or(i64::MAX)
+}
+
 /// Secrets of a data directory, created on first start and kept in its meta table.
 #[derive(Clone)]
 pub struct Keys {

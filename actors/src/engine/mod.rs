@@ -20,7 +20,7 @@ mod state;
 mod stats;
 
 pub use events::{ControlEvent, ShardEvent, CONTROL_JOURNAL};
-pub use handle::{Clock, Engine, EngineConfig, Keys, StartError};
+pub use handle::{wall_clock_ms, Clock, Engine, EngineConfig, Keys, StartError};
 pub use recovery::{recover_control, recover_shard};
 pub use registry::Registry;
 pub use state::ShardState;
