@@ -30,8 +30,8 @@ const IDEMPOTENCY_KEYS_MAX: usize = 1_000_000;
 /// Arguments of `yunquan demo`.
 #[derive(Debug, clap::Args)]
 pub struct Demo {
-    /// Scale of the Guizhou round. The default (584,000 residents, 80,000 contenders,
-    /// 47,120 coupons) runs in about a minute on two cores, near what they can serve.
+    /// Scale of the Guizhou round. The default (292,000 residents, 40,000 contenders,
+    /// 23,560 coupons) runs in about a minute on two cores with room to spare.
     #[arg(long, default_value_t = 0.02)]
     scale: f64,
     /// Data directory (default: a fresh temporary directory, removed afterwards).
