@@ -76,10 +76,13 @@ fn baseline(n: usize, in_flight: usize, shards: usize) -> f64 {
                     })
                 })
                 .collect();
-            let _ = tx.send(addrs);
+            let _ = tx.send((addrs, arbiters));
+            // Keep the system (and so the arbiters) alive for the rest of the process.
+            std::future::pending::<()>().await;
         });
     });
-    let addrs = Arc::new(rx.recv().expect("actors"));
+    let (addrs, _arbiters) = rx.recv().expect("actors");
+    let addrs = Arc::new(addrs);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
