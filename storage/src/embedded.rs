@@ -10,12 +10,16 @@
 //!
 //! Every write commits with redb's `Durability::Immediate`, so an `Ok` means the data reached
 //! the disk. redb checksums its commits and rolls back to the last complete one after a crash.
+//! redb verifies its page checksums only when it repairs a file after an unclean shutdown, so
+//! every journal record and snapshot also carries a checksum of its own, verified on every
+//! read: damaged bytes are refused as [`StorageError::Corrupt`], never returned.
 //!
 //! One limit of every fsync-based store applies: if the disk fails in the middle of a commit,
 //! the call returns `Err` and the file refuses further use until the process restarts, but
 //! whether that last batch is on disk is only known after reopening. Shards must therefore
 //! treat a write error as fatal and recover from storage, never retry blind.
 
+mod checksum;
 mod journal;
 mod meta;
 
@@ -105,7 +109,7 @@ impl EmbeddedStore {
         }
         // Opening under the write lock briefly stalls other journals' lookups, but it happens
         // once per journal and keeps two threads from opening the same file (which redb refuses).
-        let file = Arc::new(JournalFile::open(path)?);
+        let file = Arc::new(JournalFile::open(path, journal)?);
         if !exists {
             sync_dir(&self.dir)?;
         }
@@ -309,6 +313,31 @@ fn reading<E: Into<redb::Error>>(path: &Path) -> impl FnOnce(E) -> StorageError 
 /// Adapter for `map_err` on writes to `path`.
 fn writing<E: Into<redb::Error>>(path: &Path) -> impl FnOnce(E) -> StorageError + '_ {
     move |err| from_redb(err, path, Access::Write)
+}
+
+/// Runs a redb call on the file at `path`, turning a panic into [`StorageError::Corrupt`].
+///
+/// redb asserts on some damage instead of returning an error: opening a file shorter than its
+/// header says it is (a truncated copy, a torn restore) panics. Unwinding through the caller
+/// would take the server down with a message naming neither the file nor a remedy, so the
+/// panic is caught here and reported like any other damaged file. The default panic hook still
+/// prints redb's own message first, which helps whoever debugs the file.
+fn survive_panic<T>(path: &Path, call: impl FnOnce() -> T) -> Result<T, StorageError> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(call)).map_err(|panic| {
+        let message = panic
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| panic.downcast_ref::<&str>().copied())
+            .unwrap_or("no message")
+            // Assertion messages span lines; a log line should not.
+            .replace('\n', " ");
+        StorageError::Corrupt {
+            path: path.to_path_buf(),
+            detail: format!(
+                "the storage engine failed on it ({message}); the file is truncated or damaged"
+            ),
+        }
+    })
 }
 
 /// Starts a write transaction that is fsynced on commit, which is what makes `Ok` mean durable.

@@ -9,12 +9,15 @@
 //!   journal so shards fsync in parallel, plus `meta.redb` for settings and leases.
 //! - [`conformance`] is the behaviour every backend must show; a new backend runs
 //!   [`conformance::run_all`] in its tests.
+//! - [`faults::FaultyStore`] is a test tool: a wrapper that fails writes on command.
 
 pub mod conformance;
 mod embedded;
 mod error;
+pub mod faults;
 mod store;
 
 pub use embedded::EmbeddedStore;
 pub use error::StorageError;
+pub use faults::FaultyStore;
 pub use store::{JournalId, Lease, Record, Store};

@@ -58,6 +58,7 @@ conformance_tests!(
     concurrent_appends_to_different_journals,
     racing_writers_exactly_one_wins,
     failed_append_leaves_nothing,
+    payloads_and_snapshots_roundtrip_byte_exact,
 );
 
 #[test]

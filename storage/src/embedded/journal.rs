@@ -1,4 +1,9 @@
 //! One journal's redb file: its records and its latest snapshot.
+//!
+//! Every value is stored with a checksum (see [`super::checksum`]) that is verified on every
+//! read, so damaged bytes are refused as [`StorageError::Corrupt`] instead of being replayed.
+//! The file records its layout version, so a file written before checksums existed is refused
+//! with a message saying so rather than as a checksum failure at its first record.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -6,7 +11,8 @@ use std::sync::{Mutex, PoisonError};
 
 use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
 
-use super::{begin_durable_write, reading, writing};
+use super::checksum::{self, Kind};
+use super::{begin_durable_write, reading, survive_panic, writing};
 use crate::error::StorageError;
 use crate::store::{JournalId, Record};
 
@@ -14,6 +20,12 @@ use crate::store::{JournalId, Record};
 const EVENTS: TableDefinition<u64, &[u8]> = TableDefinition::new("events");
 /// At most one entry: the latest snapshot, keyed by the seq it was taken at.
 const SNAPSHOT: TableDefinition<u64, &[u8]> = TableDefinition::new("snapshot");
+/// The file's layout version under [`FORMAT_KEY`].
+const FORMAT: TableDefinition<&str, u32> = TableDefinition::new("format");
+const FORMAT_KEY: &str = "version";
+/// Layout this build writes and reads: 2 = every record and snapshot value ends with a
+/// checksum. Files without a version that hold data were written by format 1 (no checksums).
+const FORMAT_VERSION: u32 = 2;
 
 /// redb's page cache per journal file. Its default (1 GiB) is sized for one database per
 /// process; with one file per shard it would let a few busy shards take the machine's memory.
@@ -28,6 +40,8 @@ const READ_PREALLOC_RECORDS_MAX: usize = 4096;
 pub(super) struct JournalFile {
     /// The file, named in error messages.
     path: PathBuf,
+    /// The journal stored in the file, named in error messages.
+    journal: JournalId,
     /// The redb database in the file.
     db: Database,
     /// Held across the fence check and the commit, so two appenders cannot both pass the check.
@@ -38,19 +52,88 @@ pub(super) struct JournalFile {
 }
 
 impl JournalFile {
-    /// Opens or creates the file and loads its last seq.
-    pub(super) fn open(path: PathBuf) -> Result<JournalFile, StorageError> {
-        let db = Database::builder()
-            .set_cache_size(JOURNAL_CACHE_SIZE_BYTES)
-            .create(&path)
-            .map_err(writing(&path))?;
+    /// Opens or creates the file of `journal`, checks its layout version and loads its last seq.
+    pub(super) fn open(path: PathBuf, journal: JournalId) -> Result<JournalFile, StorageError> {
+        Self::open_unnamed(path, journal).map_err(|err| match err {
+            // redb's own findings (a failed repair, a panic) cannot know which journal the
+            // file holds; the operator reading the message should not have to work it out.
+            StorageError::Corrupt { path, detail } if !detail.starts_with("journal ") => {
+                StorageError::Corrupt {
+                    path,
+                    detail: format!("journal {journal}: {detail}"),
+                }
+            }
+            err => err,
+        })
+    }
+
+    fn open_unnamed(path: PathBuf, journal: JournalId) -> Result<JournalFile, StorageError> {
+        let db = survive_panic(&path, || {
+            Database::builder()
+                .set_cache_size(JOURNAL_CACHE_SIZE_BYTES)
+                .create(&path)
+        })?
+        .map_err(writing(&path))?;
         let last_seq = last_key(&db, &path, EVENTS)?.unwrap_or(0);
-        Ok(JournalFile {
+        let file = JournalFile {
             path,
+            journal,
             db,
             append_lock: Mutex::new(()),
             last_seq: AtomicU64::new(last_seq),
-        })
+        };
+        file.check_format()?;
+        Ok(file)
+    }
+
+    /// Refuses files of another layout; stamps new (empty) files with this build's.
+    fn check_format(&self) -> Result<(), StorageError> {
+        let found = {
+            let txn = self.db.begin_read().map_err(reading(&self.path))?;
+            match txn.open_table(FORMAT) {
+                Ok(table) => table
+                    .get(FORMAT_KEY)
+                    .map_err(reading(&self.path))?
+                    .map(|v| v.value()),
+                Err(redb::TableError::TableDoesNotExist(_)) => None,
+                Err(err) => return Err(reading(&self.path)(err)),
+            }
+        };
+        match found {
+            Some(FORMAT_VERSION) => Ok(()),
+            Some(other) => Err(StorageError::Backend(format!(
+                "{}: journal file layout {other}, but this build reads layout {FORMAT_VERSION}; \
+                 open it with the yunquan release that wrote it",
+                self.path.display()
+            ))),
+            None if self.last_seq() > 0 || self.has_snapshot()? => {
+                Err(StorageError::Backend(format!(
+                    "{}: journal {} was written by a yunquan build without record checksums \
+                     (layout 1); this build reads layout {FORMAT_VERSION} only: replay it with \
+                     the release that wrote it or start from an empty data directory",
+                    self.path.display(),
+                    self.journal
+                )))
+            }
+            None => {
+                let txn = begin_durable_write(&self.db, &self.path)?;
+                {
+                    let mut table = txn.open_table(FORMAT).map_err(writing(&self.path))?;
+                    table
+                        .insert(FORMAT_KEY, FORMAT_VERSION)
+                        .map_err(writing(&self.path))?;
+                }
+                txn.commit().map_err(writing(&self.path))
+            }
+        }
+    }
+
+    /// The refusal of a stored value whose checksum failed.
+    fn corrupt(&self, what: &str, mismatch: &checksum::Mismatch) -> StorageError {
+        StorageError::Corrupt {
+            path: self.path.clone(),
+            detail: format!("journal {} {what}: {mismatch}", self.journal),
+        }
     }
 
     pub(super) fn last_seq(&self) -> u64 {
@@ -93,8 +176,13 @@ impl JournalFile {
         let txn = begin_durable_write(&self.db, &self.path)?;
         {
             let mut table = txn.open_table(EVENTS).map_err(writing(&self.path))?;
+            // One buffer for the whole batch: redb copies each value on insert.
+            let mut sealed = Vec::new();
             for (seq, event) in (first_seq..=new_last_seq).zip(events) {
-                table.insert(seq, *event).map_err(writing(&self.path))?;
+                checksum::seal_into(Kind::Record, seq, event, &mut sealed);
+                table
+                    .insert(seq, sealed.as_slice())
+                    .map_err(writing(&self.path))?;
             }
         }
         // An error before here drops `txn`, which aborts it: none of the batch is kept.
@@ -127,13 +215,18 @@ impl JournalFile {
             if seq != expected {
                 return Err(StorageError::Corrupt {
                     path: self.path.clone(),
-                    detail: format!("expected record {expected}, found record {seq}"),
+                    detail: format!(
+                        "journal {}: expected record {expected}, found record {seq}",
+                        self.journal
+                    ),
                 });
             }
             expected = expected.saturating_add(1);
+            let payload = checksum::unseal(Kind::Record, seq, payload.value())
+                .map_err(|mismatch| self.corrupt(&format!("record {seq}"), &mismatch))?;
             records.push(Record {
                 seq,
-                payload: payload.value().to_vec(),
+                payload: payload.to_vec(),
             });
         }
         Ok(records)
@@ -144,7 +237,11 @@ impl JournalFile {
         {
             let mut table = txn.open_table(SNAPSHOT).map_err(writing(&self.path))?;
             table.retain(|_, _| false).map_err(writing(&self.path))?;
-            table.insert(seq, state).map_err(writing(&self.path))?;
+            let mut sealed = Vec::new();
+            checksum::seal_into(Kind::Snapshot, seq, state, &mut sealed);
+            table
+                .insert(seq, sealed.as_slice())
+                .map_err(writing(&self.path))?;
         }
         txn.commit().map_err(writing(&self.path))
     }
@@ -156,8 +253,14 @@ impl JournalFile {
             Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
             Err(err) => return Err(reading(&self.path)(err)),
         };
-        let latest = table.last().map_err(reading(&self.path))?;
-        Ok(latest.map(|(seq, state)| (seq.value(), state.value().to_vec())))
+        let Some((seq, state)) = table.last().map_err(reading(&self.path))? else {
+            return Ok(None);
+        };
+        let seq = seq.value();
+        let state = checksum::unseal(Kind::Snapshot, seq, state.value()).map_err(|mismatch| {
+            self.corrupt(&format!("snapshot taken at record {seq}"), &mismatch)
+        })?;
+        Ok(Some((seq, state.to_vec())))
     }
 
     pub(super) fn has_snapshot(&self) -> Result<bool, StorageError> {

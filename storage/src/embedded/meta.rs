@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 
-use super::{begin_durable_write, reading, writing};
+use super::{begin_durable_write, reading, survive_panic, writing};
 use crate::error::StorageError;
 use crate::store::Lease;
 
@@ -28,10 +28,11 @@ pub(super) struct MetaFile {
 impl MetaFile {
     /// Opens or creates the meta file of the data directory `dir`.
     pub(super) fn open(dir: &Path, path: &Path) -> Result<MetaFile, StorageError> {
-        let db = match Database::builder()
-            .set_cache_size(META_CACHE_SIZE_BYTES)
-            .create(path)
-        {
+        let db = match survive_panic(path, || {
+            Database::builder()
+                .set_cache_size(META_CACHE_SIZE_BYTES)
+                .create(path)
+        })? {
             Ok(db) => db,
             // This file's lock is the directory's lock, so name the directory.
             Err(redb::DatabaseError::DatabaseAlreadyOpen) => {
