@@ -4,8 +4,9 @@
 //! The first command of a batch queues a `Flush` to self, which actix runs only after
 //! the mailbox is drained, so a batch is everything that arrived meanwhile. The flush
 //! appends the batch's events in one durable write and only then sends the replies.
-//! If the write fails, counters taken for the batch are given back, the state is
-//! reloaded from the journal, and every reply of the batch says "unavailable".
+//! If the write fails, the state is reloaded from the journal, counters taken for
+//! the batch are given back unless the batch reached the journal after all, and
+//! every reply of the batch says "unavailable" (a retry with the same key replays).
 
 use super::events::{encode, encode_into};
 use super::recovery::recover_shard;
@@ -459,9 +460,16 @@ impl ShardActor {
         self.healthy.store(true, Ordering::Release);
         metrics::histogram!("yunquan_journal_sync_seconds").record(started.elapsed().as_secs_f64());
         metrics::histogram!("yunquan_journal_batch_events").record(refs.len() as f64);
-        let n = refs.len() as u64;
         drop(refs);
         self.encode_buf = buf;
+        self.committed(pending);
+        None
+    }
+
+    /// Bookkeeping once a batch is known to be in the journal: sequence numbers,
+    /// projections, and budget released by reversals.
+    fn committed(&mut self, pending: &Pending) {
+        let n = pending.events.len() as u64;
         self.next_seq += n;
         self.events_since_snapshot += n;
         let mut report = self.report.lock();
@@ -474,34 +482,62 @@ impl ShardActor {
                 entry.return_budget(*fen);
             }
         }
-        None
     }
 
-    /// Undoes a batch whose write failed: nothing of it may stay in memory.
+    /// Settles a batch whose write reported failure. A store may fail after the batch
+    /// reached it (an fsync error after the data landed, a lost reply), so the journal,
+    /// not the error, decides: memory is reloaded from it, and the batch's stock and
+    /// budget are given back only if none of it is there. Giving back units of grants
+    /// that exist would sell more than the stock.
     fn rollback(&mut self, pending: Pending) {
-        for eff in pending.effects {
-            match eff {
-                Effect::Unit(entry, round, tier) => entry.return_unit(round, tier),
-                Effect::Budget(entry, fen) => entry.return_budget(fen),
-                Effect::ReleaseBudget(..) => {}
-            }
-        }
-        match recover_shard(
+        let batch_events = pending.events.len() as u64;
+        let reloaded = recover_shard(
             self.store.as_ref(),
             self.id,
             self.config.idempotency_keys_max,
-        ) {
-            Ok((state, next_seq)) => {
+        );
+        match reloaded {
+            Ok((state, next_seq)) if next_seq == self.next_seq => {
                 self.state = state;
-                self.next_seq = next_seq;
+                for eff in pending.effects {
+                    match eff {
+                        Effect::Unit(entry, round, tier) => entry.return_unit(round, tier),
+                        Effect::Budget(entry, fen) => entry.return_budget(fen),
+                        Effect::ReleaseBudget(..) => {}
+                    }
+                }
+            }
+            Ok((state, next_seq)) if next_seq == self.next_seq + batch_events => {
+                tracing::warn!(
+                    shard = self.id,
+                    "the failed write is in the journal; keeping its effects"
+                );
+                self.state = state;
+                self.committed(&pending);
+            }
+            Ok((_, next_seq)) => {
+                // Appends are all-or-nothing; anything else means memory cannot be trusted.
+                tracing::error!(
+                    shard = self.id,
+                    next_seq,
+                    expected = self.next_seq,
+                    batch_events,
+                    "journal holds part of a failed batch; stopping the shard"
+                );
+                self.stop();
             }
             Err(e) => {
                 // Memory would disagree with the journal: stop serving rather than serve wrong state.
                 tracing::error!(shard = self.id, error = %e, "cannot reload shard after a failed write; stopping it");
-                self.healthy.store(false, Ordering::Release);
-                System::current().stop_with_code(3);
+                self.stop();
             }
         }
+    }
+
+    /// Stops serving: a restart recovers every shard, and every counter, from the journals.
+    fn stop(&mut self) {
+        self.healthy.store(false, Ordering::Release);
+        System::current().stop_with_code(3);
     }
 
     fn snapshot(&mut self) {
