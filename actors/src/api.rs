@@ -143,6 +143,7 @@ pub enum EngineError {
 
 /// Status of a campaign.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum CampaignStatus {
     /// Created, not yet open to claims.
@@ -171,6 +172,7 @@ pub enum CampaignAction {
 
 /// A campaign as shown to managers.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CampaignView {
     /// Opaque id.
     pub id: String,
@@ -179,11 +181,13 @@ pub struct CampaignView {
     /// When it was created.
     pub created_at: DateTime<Utc>,
     /// The definition as submitted.
+    #[cfg_attr(feature = "openapi", schema(value_type = crate::domain::CampaignSpec))]
     pub spec: serde_json::Value,
 }
 
 /// Claimed/redeemed figures of one tier of one round.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TierStats {
     /// Round index (0-based).
     pub round: u32,
@@ -205,6 +209,7 @@ pub struct TierStats {
 
 /// Live statistics of a campaign.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CampaignStats {
     /// Campaign id.
     pub campaign: String,
@@ -224,6 +229,7 @@ pub struct CampaignStats {
 
 /// State of a coupon.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum CouponStatus {
     /// Can be redeemed (inside its window).
@@ -238,6 +244,7 @@ pub enum CouponStatus {
 
 /// A coupon as shown to its owner, a till or a manager.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CouponView {
     /// Self-routing, tamper-evident code (what the till scans).
     pub code: String,
@@ -267,6 +274,7 @@ pub struct CouponView {
 
 /// A resident to register.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct ResidentInput {
     /// The app account id (opaque; token subject).
@@ -279,6 +287,7 @@ pub struct ResidentInput {
 
 /// A merchant to register, with its terminals.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct MerchantInput {
     /// Merchant id.
@@ -296,6 +305,7 @@ pub struct MerchantInput {
 
 /// A merchant as shown.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct MerchantView {
     /// Merchant id.
     pub id: String,
@@ -311,6 +321,7 @@ pub struct MerchantView {
 
 /// Outcome of one line of a bulk import.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ImportOutcome {
     /// Lines registered.
     pub accepted: u64,
@@ -346,6 +357,7 @@ pub struct RedeemRequest {
 
 /// A priced coupon (quote) or a committed redemption.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Redemption {
     /// Self-routing redemption id; empty for a quote.
     pub redemption_id: String,
@@ -374,6 +386,7 @@ pub struct ReverseRequest {
 
 /// Result of a reversal.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Reversal {
     /// The reversed redemption.
     pub redemption_id: String,
@@ -385,6 +398,7 @@ pub struct Reversal {
 
 /// A merchant's settlement for one local day (campaign zone).
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Settlement {
     /// Merchant.
     pub merchant: String,

@@ -23,7 +23,7 @@ use yunquan_actors::Engine;
 pub const TOKEN_BYTES_MAX: usize = 1_024;
 
 /// Who a token speaks for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Role {
     /// Campaign and registry operator.
@@ -207,6 +207,27 @@ impl AnyRole {
         }
     }
 
+    /// The caller's role.
+    pub fn role(&self) -> Role {
+        match self {
+            AnyRole::Manager(_) => Role::Manager,
+            AnyRole::Resident(_) => Role::Resident,
+            AnyRole::Terminal(_) => Role::Terminal,
+        }
+    }
+
+    /// Verifies the request's bearer token against `engine`'s key and clock, and
+    /// the caller against its registry.
+    pub fn authenticate(headers: &HeaderMap, engine: &Engine) -> Result<AnyRole, AppError> {
+        let token = bearer(headers)?;
+        let claims = verify(&engine.keys().token, token, engine.now_ms())?;
+        AnyRole::from_claims(
+            claims,
+            |a| engine.resident_exists(a),
+            |m, t| engine.terminal_belongs(m, t),
+        )
+    }
+
     /// Managers, and terminals of `merchant`, may act for that merchant.
     pub fn may_act_for_merchant(&self, merchant: &str) -> Result<(), AppError> {
         match self {
@@ -227,14 +248,11 @@ where
     type Rejection = AppError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        let engine = Engine::from_ref(state);
-        let token = bearer(&parts.headers)?;
-        let claims = verify(&engine.keys().token, token, engine.now_ms())?;
-        AnyRole::from_claims(
-            claims,
-            |a| engine.resident_exists(a),
-            |m, t| engine.terminal_belongs(m, t),
-        )
+        // The route's access guard already verified the token: one HMAC per request.
+        if let Some(caller) = parts.extensions.get::<AnyRole>() {
+            return Ok(caller.clone());
+        }
+        AnyRole::authenticate(&parts.headers, &Engine::from_ref(state))
     }
 }
 

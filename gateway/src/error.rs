@@ -253,29 +253,35 @@ fn title(reason: &str) -> &'static str {
     }
 }
 
-/// The wire form.
-#[derive(Serialize)]
-struct ProblemBody<'a> {
+/// The wire form of every error: an RFC 9457 problem with the contract's `reason`.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Problem {
+    /// `/problems/<reason>`.
     #[serde(rename = "type")]
-    kind: String,
-    title: &'static str,
-    status: u16,
-    reason: &'static str,
-    detail: &'a str,
+    pub kind: String,
+    /// A short, fixed summary of the reason.
+    pub title: &'static str,
+    /// The HTTP status, repeated.
+    pub status: u16,
+    /// Stable machine-readable code, e.g. `sold_out` (see `docs/http-api.md`).
+    pub reason: &'static str,
+    /// What went wrong this time, for people.
+    pub detail: String,
+    /// The fields to fix (422 only).
     #[serde(skip_serializing_if = "Option::is_none")]
-    errors: Option<&'a [FieldError]>,
+    pub errors: Option<Vec<FieldError>>,
 }
 
 impl IntoResponse for AppError {
     fn into_response(self) -> Response {
-        let body = ProblemBody {
+        let is_unprocessable = self.status == StatusCode::UNPROCESSABLE_ENTITY;
+        let body = Problem {
             kind: format!("/problems/{}", self.reason),
             title: title(self.reason),
             status: self.status.as_u16(),
             reason: self.reason,
-            detail: &self.detail,
-            errors: (self.status == StatusCode::UNPROCESSABLE_ENTITY)
-                .then_some(self.errors.as_slice()),
+            detail: self.detail,
+            errors: is_unprocessable.then_some(self.errors),
         };
         let bytes = serde_json::to_vec(&body).unwrap_or_default();
         let mut response = (self.status, bytes).into_response();

@@ -8,7 +8,9 @@
 pub mod auth;
 pub mod error;
 pub mod metrics;
+pub mod openapi;
 mod overload;
+pub mod route_table;
 mod routes;
 mod validate;
 
@@ -21,6 +23,7 @@ use yunquan_actors::Engine;
 
 pub use auth::{mint, verify, AnyRole, AuthError, Manager, Resident, Role, Terminal, TokenClaims};
 pub use error::{AppError, AppJson, AppPath, AppQuery};
+pub use route_table::{find_route, route_table, Access, Endpoint, RouteClass, RouteRule, Verb};
 
 /// How the HTTP front end protects itself; defaults suit one server in front of a
 /// flash round.
@@ -97,18 +100,19 @@ pub fn router(engine: Engine, config: &GatewayConfig) -> Router {
     let import_timeout = Duration::from_millis(config.import_timeout_ms.max(1));
 
     let api = overload::limit(
-        routes::api().layer(DefaultBodyLimit::max(config.body_bytes_max)),
+        routes::build(&state, RouteClass::Api).layer(DefaultBodyLimit::max(config.body_bytes_max)),
         in_flight.clone(),
         request_timeout,
     );
     let tokens = overload::limit(
-        routes::tokens::router().layer(DefaultBodyLimit::max(config.tokens_body_bytes_max)),
+        routes::build(&state, RouteClass::Tokens)
+            .layer(DefaultBodyLimit::max(config.tokens_body_bytes_max)),
         in_flight.clone(),
         request_timeout,
     );
     let import_body_max = usize::try_from(config.import_bytes_max).unwrap_or(usize::MAX);
     let imports = overload::limit(
-        routes::imports().layer(DefaultBodyLimit::max(import_body_max)),
+        routes::build(&state, RouteClass::Import).layer(DefaultBodyLimit::max(import_body_max)),
         in_flight,
         import_timeout,
     );
@@ -117,7 +121,7 @@ pub fn router(engine: Engine, config: &GatewayConfig) -> Router {
         .merge(api)
         .merge(tokens)
         .merge(imports)
-        .merge(routes::ops::router())
+        .merge(routes::build(&state, RouteClass::Ops))
         .method_not_allowed_fallback(routes::ops::method_not_allowed)
         .fallback(routes::ops::not_found)
         .layer(axum::middleware::from_fn(metrics::track_http))

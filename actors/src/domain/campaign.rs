@@ -21,6 +21,7 @@ pub const ALLOWLIST_MERCHANTS_MAX: usize = 10_000;
 
 /// One field-level problem with a submitted definition.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct FieldError {
     /// JSON path of the offending field, e.g. `tiers[2].percent`.
     pub field: String,
@@ -37,6 +38,7 @@ fn err(field: impl Into<String>, reason: impl Into<String>) -> FieldError {
 
 /// A campaign as submitted by a manager.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct CampaignSpec {
     /// Display name.
@@ -70,16 +72,22 @@ fn default_timezone() -> String {
 
 /// A claim window in the campaign's local time, both ends inclusive.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RoundSpec {
     /// First local instant at which claims are accepted, e.g. `2025-06-01T10:00:00`.
+    // Local wall-clock time without an offset: not an RFC 3339 `date-time`.
+    #[cfg_attr(feature = "openapi", schema(value_type = String, pattern = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?$", example = "2025-06-01T20:00:00"))]
     pub start: NaiveDateTime,
     /// Last local instant at which claims are accepted.
+    // Local wall-clock time without an offset: not an RFC 3339 `date-time`.
+    #[cfg_attr(feature = "openapi", schema(value_type = String, pattern = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?$", example = "2025-06-01T20:00:00"))]
     pub end: NaiveDateTime,
 }
 
 /// A tier as submitted.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct TierSpec {
     /// Display name, e.g. "20 off 100".
@@ -109,6 +117,7 @@ pub struct TierSpec {
 
 /// The shape of a tier's discount.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum TierKind {
     /// Amount off from a threshold.
@@ -121,6 +130,7 @@ pub enum TierKind {
 
 /// Per-person limits; a person is a natural person, across all their accounts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields, default)]
 pub struct Limits {
     /// Coupons of one tier per round.
@@ -143,6 +153,7 @@ impl Default for Limits {
 
 /// Where coupons may be redeemed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Eligibility {
     /// Merchant categories (never `utility`).
@@ -157,6 +168,7 @@ pub struct Eligibility {
 
 /// What a refund does to the coupon.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum RefundPolicy {
     /// The coupon comes back if it is still inside its validity window.

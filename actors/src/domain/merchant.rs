@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 /// What a merchant sells. Coupons are funded per category; `Utility` (water,
 /// electricity, gas, taxes and fees) is where coupons never apply.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Category {
     /// Restaurants, canteens, food stalls.

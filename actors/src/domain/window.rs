@@ -47,6 +47,7 @@ pub fn day_end_ms(tz: Tz, date: NaiveDate) -> i64 {
 
 /// How long a coupon stays redeemable, as submitted.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
 pub enum ValiditySpec {
     /// Until the end of the local day of the claim.

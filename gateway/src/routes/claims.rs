@@ -13,7 +13,7 @@ use std::time::Instant;
 use yunquan_actors::api::CouponView;
 
 /// Body of a claim.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct ClaimRequest {
     /// Tier index in the campaign.

@@ -7,27 +7,17 @@ use axum::extract::State;
 use axum::http::header::CONTENT_TYPE;
 use axum::http::{Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::Router;
 
 /// Content type of the Prometheus text exposition format.
 const PROMETHEUS_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
-/// `/healthz`, `/readyz`, `/metrics`.
-pub(crate) fn router() -> Router<AppState> {
-    Router::new()
-        .route("/healthz", get(healthz))
-        .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics))
-}
-
 /// The process is up (says nothing about the shards: that is `/readyz`).
-async fn healthz() -> &'static str {
+pub(crate) async fn healthz() -> &'static str {
     "ok"
 }
 
 /// Every shard accepts commands.
-async fn readyz(State(state): State<AppState>) -> Response {
+pub(crate) async fn readyz(State(state): State<AppState>) -> Response {
     if state.engine.ready() {
         "ready".into_response()
     } else {
@@ -37,10 +27,19 @@ async fn readyz(State(state): State<AppState>) -> Response {
     }
 }
 
-async fn metrics() -> Response {
+pub(crate) async fn metrics() -> Response {
     (
         [(CONTENT_TYPE, PROMETHEUS_CONTENT_TYPE)],
         crate::metrics::handle().render(),
+    )
+        .into_response()
+}
+
+/// The OpenAPI document, built once from the route table and the API types.
+pub(crate) async fn openapi() -> Response {
+    (
+        [(CONTENT_TYPE, "application/json")],
+        crate::openapi::document_json(),
     )
         .into_response()
 }

@@ -16,7 +16,7 @@ use yunquan_actors::domain::money::AMOUNT_FEN_MAX;
 use yunquan_actors::domain::FieldError;
 
 /// Body of a quote.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct QuoteBody {
     /// Coupon code as scanned.
@@ -26,7 +26,7 @@ pub(crate) struct QuoteBody {
 }
 
 /// Body of a redemption.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RedeemBody {
     /// Coupon code as scanned.

@@ -14,7 +14,7 @@ use yunquan_actors::api::{ImportOutcome, ResidentInput};
 use yunquan_actors::domain::FieldError;
 
 /// Reply to a single registration.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub(crate) struct Registered {
     /// The account now registered.
     account: String,

@@ -6,8 +6,7 @@ use crate::error::{AppError, AppJson};
 use crate::validate::{field_error, id_field};
 use crate::AppState;
 use axum::extract::State;
-use axum::routing::post;
-use axum::{Json, Router};
+use axum::Json;
 use serde::{Deserialize, Serialize};
 use yunquan_actors::domain::FieldError;
 
@@ -20,12 +19,8 @@ pub const TTL_S_DEFAULT: u64 = 3_600;
 /// Field errors reported at most, so 10,000 bad subjects do not make a huge answer.
 const FIELD_ERRORS_MAX: usize = 100;
 
-pub(crate) fn router() -> Router<AppState> {
-    Router::new().route("/v1/tokens", post(mint_tokens))
-}
-
 /// The request body.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct MintRequest {
     /// Role of every token.
@@ -45,7 +40,7 @@ fn ttl_default() -> u64 {
 }
 
 /// The reply.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub(crate) struct MintReply {
     /// One per subject, in request order.
     tokens: Vec<String>,
@@ -85,7 +80,7 @@ fn problems(req: &MintRequest) -> Vec<FieldError> {
     errors
 }
 
-async fn mint_tokens(
+pub(crate) async fn mint_tokens(
     State(state): State<AppState>,
     _manager: Manager,
     AppJson(req): AppJson<MintRequest>,
