@@ -10,15 +10,18 @@
 #   3. starts `yunquan serve` on a fresh temporary data directory, creates and publishes a
 #      campaign with one tier whose round is live now and whose stock exceeds every claim
 #      the runs can make, imports enough residents that no resident claims twice across
-#      all runs, and mints their tokens (POST /v1/tokens, 10,000 per request);
+#      all runs, and mints their tokens (POST /v1/tokens, 10,000 per request); then
+#      restarts the server (a clean stop snapshots every shard; see below);
 #   4. starts the empty handler;
 #   5. peak runs: BENCH_REPS times, interleaved (empty, then yunquan), wrk with
 #      BENCH_THREADS threads, BENCH_CONNECTIONS connections, no pipelining, BENCH_DURATION s;
 #   6. paced runs: the same, BENCH_PACED_REPS times, both targets paced to half of
 #      yunquan's median peak rate, to read latency away from saturation;
-#   7. prints a table (medians of the repetitions, ratios yunquan/empty), writes it with
-#      every raw run to target/bench-http.json, and checks that the server counted exactly
-#      the claims wrk sent (see "Claim accounting" below).
+#   7. prints a table (medians of the repetitions, ratios yunquan/empty), the server's
+#      group-commit figures per phase (claims per durable write, time per write, share of
+#      each shard's time spent writing, from /metrics), writes all of it with every raw run
+#      to target/bench-http.json, and checks the server's claim count against wrk's
+#      (see "Claim accounting" below).
 #
 # Why it is built this way:
 #   - The machine is shared and noisy (and wrk shares the cores with the server), so an
@@ -36,10 +39,16 @@
 #     stalls, requests that "should" have been sent are simply not sent, and their waiting
 #     is not counted. The paced p99 is NOT corrected for coordinated omission; read it as
 #     service time at that load, not as user-visible latency.
-#   - Claim accounting: when wrk stops, requests already sent are still answered by the
-#     server (and claimed) but wrk no longer counts them. So the server's `claimed` must
-#     equal the 201s wrk saw plus those unanswered requests; anything else is reported as
-#     a MISMATCH and the script exits non-zero.
+#   - Claim accounting: wrk stops with up to one request per connection in flight. The
+#     server still claims those it had handed to a shard, but wrk never sees the answers,
+#     and those cut off earlier (the connection closed) claim nothing. So the check is
+#     201s seen <= claimed <= 201s seen + requests in flight (usually claimed equals the
+#     upper bound exactly); anything else is a MISMATCH and the script exits non-zero.
+#   - Snapshots: a shard writes a full snapshot inline every 1,000,000 events (serve's
+#     --snapshot-every-events) and its claims wait meanwhile. The resident import alone
+#     brings each shard close to that, so without care the first snapshot always lands in
+#     the same run and owns its p99. The restart after setup snapshots every shard, so all
+#     runs start alike; a snapshot that still falls inside a run is reported.
 #
 # Knobs (environment):
 #   BENCH_DURATION=10        seconds per wrk run
@@ -51,6 +60,7 @@
 #                            raise it if the script reports the token pool exhausted
 #   BENCH_SERVE_ARGS=""      extra flags for `yunquan serve` (e.g. "--shards 4")
 #   BENCH_KEEP=0             1 keeps the temporary data directory and token file
+#   BENCH_NO_BUILD=0         1 skips the build and uses the binaries in target/release
 # Outputs: the table on stdout, target/bench-http.json, wrk and server logs in
 # target/bench-http/. Everything listens on and talks to 127.0.0.1 only.
 # Runtime with the defaults: about 3 minutes after the build.
@@ -75,9 +85,10 @@ PACED_REPS=${BENCH_PACED_REPS:-3}
 EXPECTED_RPS=${BENCH_EXPECTED_RPS:-30000}
 SERVE_ARGS=${BENCH_SERVE_ARGS:-}
 KEEP=${BENCH_KEEP:-0}
+NO_BUILD=${BENCH_NO_BUILD:-0}
 # Tokens a wrk thread takes at a time; a run wastes at most THREADS blocks of tokens.
 BLOCK=1000
-# Residents per NDJSON import request and subjects per POST /v1/tokens (the API's cap).
+# Subjects per POST /v1/tokens (the API's cap); residents are provisioned in multiples.
 TOKENS_PER_REQUEST=10000
 LUA=$ROOT/scripts/bench/claims.lua
 OUT_JSON=$ROOT/target/bench-http.json
@@ -113,15 +124,19 @@ if ((${#missing[@]} > 0)); then
     die "missing ${missing[*]}: install them first, e.g. 'sudo apt-get update && sudo apt-get install -y ${missing[*]}'"
   fi
 fi
-command -v cargo >/dev/null 2>&1 || die "cargo is required (https://rustup.rs)"
+[[ $NO_BUILD == 1 ]] || command -v cargo >/dev/null 2>&1 || die "cargo is required (https://rustup.rs)"
 # Round times are local Asia/Shanghai wall clock; GNU date computes them.
 TZ=Asia/Shanghai date -d '-60 sec' +%FT%T >/dev/null 2>&1 || die "GNU date with time zone data is required"
 
 # --- build -------------------------------------------------------------------------
-say "building (release)"
-# One cargo invocation for both, so they share one feature resolution and neither
-# build invalidates the other's artifacts.
-cargo build --release -p yunquan -p yunquan-gateway --bin yunquan --example empty_handler
+if [[ $NO_BUILD == 1 ]]; then
+  say "BENCH_NO_BUILD=1: using the binaries already in target/release"
+else
+  say "building (release)"
+  # One cargo invocation for both: one feature resolution and one wait for the build
+  # lock (other builds may hold it).
+  cargo build --release -p yunquan -p yunquan-gateway --bin yunquan --example empty_handler
+fi
 [[ -x $YUNQUAN && -x $EMPTY ]] || die "build did not produce $YUNQUAN and $EMPTY"
 
 # --- processes and cleanup ---------------------------------------------------------
@@ -130,23 +145,30 @@ rm -rf "$LOG_DIR"
 mkdir -p "$LOG_DIR"
 PIDS=()
 
-# Stops what this script started (only those pids), then removes the temporary data.
+# Waits up to 30 s for a pid this script sent SIGTERM to, then SIGKILLs it
+# (yunquan drains and snapshots on SIGTERM, which takes a moment).
+reap() {
+  local pid=$1 i
+  for ((i = 0; i < 300; i++)); do
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.1
+  done
+  if kill -0 "$pid" 2>/dev/null; then
+    echo "warning: pid $pid did not stop on SIGTERM; killing it" >&2
+    kill -KILL "$pid" 2>/dev/null || true
+  fi
+  wait "$pid" 2>/dev/null || true
+}
+
+# On any exit: stops what this script started (only those pids), then removes the
+# temporary data.
 cleanup() {
-  local rc=$? pid i
+  local rc=$? pid
   for pid in "${PIDS[@]}"; do
     kill -TERM "$pid" 2>/dev/null || true
   done
   for pid in "${PIDS[@]}"; do
-    # yunquan drains and snapshots on SIGTERM; give it a moment before SIGKILL.
-    for ((i = 0; i < 100; i++)); do
-      kill -0 "$pid" 2>/dev/null || break
-      sleep 0.1
-    done
-    if kill -0 "$pid" 2>/dev/null; then
-      echo "warning: pid $pid did not stop on SIGTERM; killing it" >&2
-      kill -KILL "$pid" 2>/dev/null || true
-    fi
-    wait "$pid" 2>/dev/null || true
+    reap "$pid"
   done
   if [[ $KEEP == 1 ]]; then
     echo "kept $WORK (data directory and tokens)" >&2
@@ -164,7 +186,11 @@ trap 'exit 143' TERM
 start_server() {
   local name=$1 i line
   shift
-  "$@" >"$LOG_DIR/$name.stdout" 2>"$LOG_DIR/$name.stderr" &
+  # Created here, not by the background job's redirection, so the poll below never
+  # races the job for their existence.
+  : >"$LOG_DIR/$name.stdout"
+  : >"$LOG_DIR/$name.stderr"
+  "$@" >>"$LOG_DIR/$name.stdout" 2>>"$LOG_DIR/$name.stderr" &
   PIDS+=($!)
   local pid=$!
   for ((i = 0; i < 600; i++)); do
@@ -205,20 +231,28 @@ DATA=$WORK/data
 TOKENS=$WORK/tokens.txt
 
 say "machine: $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg)"
+# start_yunquan LOGNAME: starts `yunquan serve` on $DATA and waits until /readyz says
+# every shard is up; sets YQ (base URL) and YQ_PID.
+start_yunquan() {
+  # RUST_LOG=info: the script reads the shard count and snapshot times from the log.
+  # shellcheck disable=SC2086 # BENCH_SERVE_ARGS is a list of flags
+  start_server "$1" env RUST_LOG=info "$YUNQUAN" serve --data "$DATA" --listen 127.0.0.1:0 $SERVE_ARGS
+  YQ=$BASE
+  YQ_PID=${PIDS[-1]}
+  local i
+  for ((i = 0; ; i++)); do
+    [[ $(curl -s -o /dev/null -w '%{http_code}' "$YQ/readyz") == 200 ]] && break
+    ((i < 600)) || die "yunquan not ready within 60 s; see $LOG_DIR/$1.stderr"
+    sleep 0.1
+  done
+}
+
 say "starting yunquan serve on a fresh data directory ($DATA)"
-# shellcheck disable=SC2086 # BENCH_SERVE_ARGS is a list of flags
-# RUST_LOG=info: the script reads the shard count and snapshot times from the log.
-start_server yunquan env RUST_LOG=info "$YUNQUAN" serve --data "$DATA" --listen 127.0.0.1:0 $SERVE_ARGS
-YQ=$BASE
-for ((i = 0; ; i++)); do
-  [[ $(curl -s -o /dev/null -w '%{http_code}' "$YQ/readyz") == 200 ]] && break
-  ((i < 600)) || die "yunquan not ready within 60 s; see $LOG_DIR/yunquan.stderr"
-  sleep 0.1
-done
+start_yunquan yunquan-setup
 MGR=$("$YUNQUAN" token --data "$DATA" --role manager --subject bench)
 # The shard count the server chose (its --shards default is the core count).
-SHARDS=$(sed 's/\x1b\[[0-9;]*m//g' "$LOG_DIR/yunquan.stderr" | sed -n 's/.* serving .*shards=\([0-9]*\).*/\1/p' | head -n1)
-[[ $SHARDS =~ ^[0-9]+$ ]] || die "cannot find the shard count in $LOG_DIR/yunquan.stderr"
+SHARDS=$(sed 's/\x1b\[[0-9;]*m//g' "$LOG_DIR/yunquan-setup.stderr" | sed -n 's/.* serving .*shards=\([0-9]*\).*/\1/p' | head -n1)
+[[ $SHARDS =~ ^[0-9]+$ ]] || die "cannot find the shard count in $LOG_DIR/yunquan-setup.stderr"
 
 START_AT=$(TZ=Asia/Shanghai date -d '-60 sec' +%FT%T)
 END_AT=$(TZ=Asia/Shanghai date -d '+2 hours' +%FT%T)
@@ -258,6 +292,21 @@ widths=$(awk '{ print length }' "$TOKENS" | sort -u | wc -l)
 [[ $widths == 1 ]] || die "tokens differ in length; claims.lua needs fixed-width lines"
 say "minted $minted tokens in $((SECONDS - t0)) s"
 
+# A shard snapshots its whole state inline every --snapshot-every-events (1,000,000 by
+# default) and claims wait meanwhile. The import alone brings each shard close to that,
+# so the first snapshot would land in whichever run crosses it (hundreds of ms of stall
+# in one run's p99, always the same run). A clean stop snapshots every shard, so a
+# restart makes every run start from the same state; any snapshot that still falls in
+# a run is reported next to the table.
+say "restarting yunquan (a clean stop snapshots the shards, so no run starts near a snapshot)"
+kill -TERM "$YQ_PID"
+reap "$YQ_PID"
+for i in "${!PIDS[@]}"; do
+  [[ ${PIDS[i]} == "$YQ_PID" ]] && unset 'PIDS[i]'
+done
+PIDS=("${PIDS[@]}")
+start_yunquan yunquan
+
 say "starting the empty handler"
 start_server empty "$EMPTY" 127.0.0.1:0
 EMPTY_URL=$BASE
@@ -267,15 +316,17 @@ RESULTS=$LOG_DIR/runs.jsonl
 : >"$RESULTS"
 CURSOR=0 # first unused token line for yunquan
 
-# The server's group-commit figures (Prometheus counters): "sum count" of the journal
-# sync time and of the events per write, so each yunquan run can say how many durable
-# writes it took, how big they were and how long the shards spent in them.
+# The server's group-commit figures (Prometheus counters): journal writes, their events
+# and time, and writes slower than 100 ms, so each yunquan run can say how many durable
+# writes it took, how big they were, how long the shards spent in them and whether a
+# latency spike came from the disk.
 journal_counters() {
   curl -s "$YQ/metrics" | awk '
     /^yunquan_journal_sync_seconds_sum /   { ss = $2 }
     /^yunquan_journal_sync_seconds_count / { sc = $2 }
     /^yunquan_journal_batch_events_sum /   { es = $2 }
-    END { printf "{\"sync_s\":%s,\"writes\":%s,\"events\":%s}\n", ss + 0, sc + 0, es + 0 }'
+    /^yunquan_journal_sync_seconds_bucket\{le="0.1"\} / { fast = $2 }
+    END { printf "{\"sync_s\":%s,\"writes\":%s,\"events\":%s,\"slow\":%s}\n", ss + 0, sc + 0, es + 0, sc - fast }'
 }
 
 # run_wrk PHASE REP TARGET RATE: one wrk run; appends its result to $RESULTS.
@@ -293,9 +344,12 @@ run_wrk() {
   sleep 1 # let the previous run's last requests and commits finish
   j0=$(journal_counters)
   t0=$(date +%s.%N)
+  # In the background and waited for, so that an interrupted script stops wrk too.
   BENCH_OUT=$raw wrk -t"$THREADS" -c"$CONNECTIONS" -d"${DURATION}s" --latency -s "$LUA" "$url" -- \
-    "$TOKENS" "$start" "$BLOCK" "$wrap" "$CAMPAIGN" "$rate" "$THREADS" >"$log" 2>&1 ||
-    die "wrk failed for $phase $rep $target; see $log"
+    "$TOKENS" "$start" "$BLOCK" "$wrap" "$CAMPAIGN" "$rate" "$THREADS" >"$log" 2>&1 &
+  PIDS+=($!)
+  wait "${PIDS[-1]}" || die "wrk failed for $phase $rep $target; see $log"
+  unset 'PIDS[-1]'
   t1=$(date +%s.%N)
   j1=$(journal_counters)
   [[ -s $raw ]] || die "wrk wrote no result for $phase $rep $target; see $log"
@@ -309,13 +363,16 @@ run_wrk() {
         | {journal: {writes: $w,
             events_per_write: (if $w > 0 then ($j1.events - $j0.events) / $w else null end),
             sync_ms_mean: (if $w > 0 then ($j1.sync_s - $j0.sync_s) * 1000 / $w else null end),
-            shard_time_in_writes: (($j1.sync_s - $j0.sync_s) / ($t1 - $t0) / $shards)}}
+            shard_time_in_writes: (($j1.sync_s - $j0.sync_s) / ($t1 - $t0) / $shards),
+            writes_over_100ms: ($j1.slow - $j0.slow)}}
       else {} end' "$raw" >>"$RESULTS"
   if [[ $target == yunquan ]]; then
     CURSOR=$(jq -r .next_start "$raw")
   fi
   tail -n1 "$RESULTS" | jq -r '"    \(.phase) \(.rep) \(.target): \(.rps | floor) req/s, p50 \(.p50_us / 1000) ms, p99 \(.p99_us / 1000) ms, non-201 \(.other_status), socket errors \(.errors.connect + .errors.read + .errors.write + .errors.timeout)"
-    + if .journal then ", \(.journal.writes) journal writes of \(.journal.events_per_write * 10 | round / 10) events, \(.journal.sync_ms_mean * 100 | round / 100) ms each" else "" end' >&2
+    + if .journal == null then ""
+      elif .journal.writes == 0 then ", no journal writes"
+      else ", \(.journal.writes) journal writes of \(.journal.events_per_write * 10 | round / 10) events, \(.journal.sync_ms_mean * 100 | round / 100) ms each, \(.journal.writes_over_100ms) over 100 ms" end' >&2
 }
 
 say "peak: $REPS x (empty, yunquan), wrk -t$THREADS -c$CONNECTIONS -d${DURATION}s, no pipelining"
@@ -379,15 +436,19 @@ jq -s \
     socket_errors: ($runs | map(.errors.connect + .errors.read + .errors.write + .errors.timeout) | add),
     token_pool_exhausted: ($runs | any(.exhausted)),
     snapshots: ($runs | map(.snapshots // 0) | add)
-  } + if ($runs | any(.journal)) then {journal: {
+  } + if ($runs | any((.journal.writes // 0) > 0)) then ($runs | map(select(.journal.writes > 0))) as $runs | {journal: {
     events_per_write: ($runs | map(.journal.events_per_write) | median),
     sync_ms_mean: ($runs | map(.journal.sync_ms_mean) | median),
-    shard_time_in_writes: ($runs | map(.journal.shard_time_in_writes) | median)}} else {} end;
+    shard_time_in_writes: ($runs | map(.journal.shard_time_in_writes) | median),
+    writes_over_100ms: ($runs | map(.journal.writes_over_100ms) | add)}} else {} end;
   def phase($p): (map(select(.phase == $p))) as $r
     | if ($r | length) == 0 then null else
         {empty: stats($r | map(select(.target == "empty"))), yunquan: stats($r | map(select(.target == "yunquan")))}
         | . + {ratio_yunquan_over_empty: {
             rps: (.yunquan.rps.median / .empty.rps.median),
+            # Each repetition ran empty then yunquan back to back: their ratios show the noise.
+            rps_per_rep: [$r[] | select(.target == "yunquan") | . as $y
+              | $r[] | select(.target == "empty" and .rep == $y.rep) | $y.rps / .rps],
             p50: (.yunquan.p50_us / .empty.p50_us),
             p99: (.yunquan.p99_us / .empty.p99_us)}}
       end;
@@ -402,7 +463,9 @@ jq -r '
   def ms: . / 1000 | tostring | .[0:6];
   def row($name; $s): [$name, "\($s.rps.median | floor) (\($s.rps.min | floor)..\($s.rps.max | floor))",
     ($s.p50_us | ms), ($s.p99_us | ms), "\($s.non_201)"] | @tsv;
-  def ratio($r): ["  yunquan/empty", ($r.rps * 1000 | round / 1000 | tostring), ($r.p50 * 100 | round / 100 | tostring),
+  def r3: . * 1000 | round / 1000 | tostring;
+  def ratio($r): ["  yunquan/empty", "\($r.rps | r3) (per rep \($r.rps_per_rep | min | r3)..\($r.rps_per_rep | max | r3))",
+    ($r.p50 * 100 | round / 100 | tostring),
     ($r.p99 * 100 | round / 100 | tostring), ""] | @tsv;
   (["target", "req/s median (min..max)", "p50 ms", "p99 ms", "non-201"] | @tsv),
   ("peak, \(.config.connections) connections, median of \(.summary.peak.yunquan.runs)" | [., "", "", "", ""] | @tsv),
@@ -429,7 +492,7 @@ if [[ $CHECK == mismatch ]]; then
   status=1
 fi
 if jq -e '.runs | any(.target == "yunquan" and .exhausted)' "$OUT_JSON" >/dev/null; then
-  echo "!!! INVALID: the token pool ran out, so residents claimed twice; raise BENCH_EXPECTED_RPS !!!" >&2
+  echo "!!! INVALID: the token pool ran out, so tokens were reused (409 limit_reached); raise BENCH_EXPECTED_RPS !!!" >&2
   status=1
 fi
 # A claims run must be claims: a few non-201 (e.g. a 503 while shedding) are reported,

@@ -20,10 +20,24 @@ pub struct Server {
 impl Server {
     /// Starts `yunquan serve` on `data` and waits until it is ready.
     pub fn start(data: &Path) -> Server {
+        Server::start_with(data, &[])
+    }
+
+    /// Like [`Server::start`], with `extra` arguments for `serve` (e.g. a snapshot interval).
+    pub fn start_with(data: &Path, extra: &[&str]) -> Server {
+        let server = Server::spawn_listening(data, extra);
+        server.wait_ready();
+        server
+    }
+
+    /// Starts `yunquan serve` and returns as soon as it prints its listening line, without
+    /// waiting for readiness (a crash test kills it there, during start-up).
+    pub fn spawn_listening(data: &Path, extra: &[&str]) -> Server {
         let mut child = Command::new(BIN)
             .args(["serve", "--data"])
             .arg(data)
             .args(["--listen", "127.0.0.1:0", "--shards", "2"])
+            .args(extra)
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
@@ -38,13 +52,11 @@ impl Server {
             .strip_prefix("listening on ")
             .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
             .to_owned();
-        let server = Server {
+        Server {
             child,
             base,
             data: data.to_path_buf(),
-        };
-        server.wait_ready();
-        server
+        }
     }
 
     fn wait_ready(&self) {
