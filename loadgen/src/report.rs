@@ -35,8 +35,14 @@ pub struct PhaseReport {
     pub errors: u64,
     /// attempted / wall time of the phase.
     pub per_second: f64,
-    /// Latency percentiles.
+    /// Latency percentiles of every reply, from its intended send time.
     pub latency_ms: Latency,
+    /// Latency of the replies the server executed (all but 503s).
+    #[serde(default)]
+    pub executed_latency_ms: Latency,
+    /// Latency of 503 replies (load turned away).
+    #[serde(default)]
+    pub shed_latency_ms: Latency,
     /// The part of `errors` that were 503 (load shed or store unavailable).
     pub overloaded: u64,
     /// 200 replays of an earlier request (same idempotency key or request number).
@@ -208,6 +214,13 @@ pub fn summary(r: &Report) -> String {
                 out,
                 "  {name}: {} overloaded (503), {} unknown outcome, {} replays",
                 p.overloaded, p.unknown_outcome, p.replayed
+            );
+        }
+        if p.overloaded > 0 {
+            let _ = writeln!(
+                out,
+                "  {name}: executed p99 {:.2} ms, shed (503) p99 {:.2} ms",
+                p.executed_latency_ms.p99, p.shed_latency_ms.p99
             );
         }
     }

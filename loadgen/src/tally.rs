@@ -69,6 +69,11 @@ pub struct Tally {
     /// Latency from intended send time, in microseconds (`None` only if the
     /// histogram bounds above were edited into something hdrhistogram refuses).
     latency: Mutex<Option<Histogram<u64>>>,
+    /// The same, of replies the server executed (every reply but 503s): under
+    /// overload these must stay fast while the shed ones are turned away.
+    latency_executed: Mutex<Option<Histogram<u64>>>,
+    /// The same, of 503 replies: how fast excess load is turned away.
+    latency_shed: Mutex<Option<Histogram<u64>>>,
 }
 
 impl Default for Tally {
@@ -86,8 +91,8 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 impl Tally {
     /// Empty counters.
     pub fn new() -> Tally {
-        let latency =
-            Histogram::new_with_bounds(1, LATENCY_US_MAX, LATENCY_SIGNIFICANT_DIGITS).ok();
+        let histogram =
+            || Histogram::new_with_bounds(1, LATENCY_US_MAX, LATENCY_SIGNIFICANT_DIGITS).ok();
         Tally {
             attempted: AtomicU64::new(0),
             granted: AtomicU64::new(0),
@@ -98,7 +103,9 @@ impl Tally {
             overloaded: AtomicU64::new(0),
             unknown_outcome: AtomicU64::new(0),
             by_reason: Mutex::new(BTreeMap::new()),
-            latency: Mutex::new(latency),
+            latency: Mutex::new(histogram()),
+            latency_executed: Mutex::new(histogram()),
+            latency_shed: Mutex::new(histogram()),
         }
     }
 
@@ -112,10 +119,17 @@ impl Tally {
 
     /// Counts one reply that was meant to be sent at `intended`; returns how it counted.
     pub fn record<T>(&self, reply: &Reply<T>, intended: Instant) -> Counted {
-        let elapsed = Instant::now().saturating_duration_since(intended);
+        let elapsed_us = duration_us(Instant::now().saturating_duration_since(intended)).max(1);
         self.attempted.fetch_add(1, Relaxed);
-        if let Some(h) = lock(&self.latency).as_mut() {
-            h.saturating_record(duration_us(elapsed).max(1));
+        let split = if matches!(reply, Reply::Overloaded { .. }) {
+            &self.latency_shed
+        } else {
+            &self.latency_executed
+        };
+        for histogram in [&self.latency, split] {
+            if let Some(h) = lock(histogram).as_mut() {
+                h.saturating_record(elapsed_us);
+            }
         }
         let (counted, reason) = match reply {
             Reply::Done { status, .. } if *status == 201 => (Counted::Granted, "ok_201".to_owned()),
@@ -180,16 +194,17 @@ impl Tally {
 
     /// The phase's report, given its wall time.
     pub fn report(&self, wall: Duration) -> PhaseReport {
-        let guard = lock(&self.latency);
-        let ms = |us: u64| us as f64 / 1_000.0;
-        let latency = match guard.as_ref().filter(|h| !h.is_empty()) {
-            None => Latency::default(),
-            Some(h) => Latency {
-                p50: ms(h.value_at_quantile(0.5)),
-                p99: ms(h.value_at_quantile(0.99)),
-                p999: ms(h.value_at_quantile(0.999)),
-                max: ms(h.max()),
-            },
+        let percentiles = |histogram: &Mutex<Option<Histogram<u64>>>| {
+            let ms = |us: u64| us as f64 / 1_000.0;
+            match lock(histogram).as_ref().filter(|h| !h.is_empty()) {
+                None => Latency::default(),
+                Some(h) => Latency {
+                    p50: ms(h.value_at_quantile(0.5)),
+                    p99: ms(h.value_at_quantile(0.99)),
+                    p999: ms(h.value_at_quantile(0.999)),
+                    max: ms(h.max()),
+                },
+            }
         };
         let attempted = self.attempted.load(Relaxed);
         let wall_s = wall.as_secs_f64();
@@ -204,7 +219,9 @@ impl Tally {
             } else {
                 0.0
             },
-            latency_ms: latency,
+            latency_ms: percentiles(&self.latency),
+            executed_latency_ms: percentiles(&self.latency_executed),
+            shed_latency_ms: percentiles(&self.latency_shed),
             overloaded: self.overloaded.load(Relaxed),
             replayed: self.replayed.load(Relaxed),
             unknown_outcome: self.unknown_outcome.load(Relaxed),
@@ -277,5 +294,36 @@ mod tests {
         assert!((r.per_second - 3.0).abs() < 1e-9);
         assert_eq!(r.by_reason.get("sold_out"), Some(&1));
         assert!(r.latency_ms.max >= r.latency_ms.p50);
+        assert!(
+            r.shed_latency_ms.max > 0.0,
+            "the 503 is in the shed histogram"
+        );
+        assert!(r.executed_latency_ms.max > 0.0);
+    }
+
+    #[test]
+    fn shed_and_executed_latencies_are_kept_apart() {
+        let t = Tally::new();
+        let long_ago = Instant::now() - Duration::from_secs(5);
+        let overloaded = Reply::<()>::Overloaded {
+            reason: "overloaded".into(),
+            retry_after: None,
+        };
+        t.record(&overloaded, long_ago);
+        t.record(
+            &Reply::Done {
+                status: 201,
+                body: (),
+            },
+            Instant::now(),
+        );
+        let r = t.report(Duration::from_secs(1));
+        assert!(r.shed_latency_ms.p50 >= 5_000.0, "{:?}", r.shed_latency_ms);
+        assert!(
+            r.executed_latency_ms.max < 5_000.0,
+            "{:?}",
+            r.executed_latency_ms
+        );
+        assert!(r.latency_ms.max >= 5_000.0);
     }
 }

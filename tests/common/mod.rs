@@ -75,6 +75,11 @@ impl Server {
         panic!("server not ready within 60 s");
     }
 
+    /// The server's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// kill -9.
     pub fn kill9(mut self) {
         let _ = self.child.kill();
