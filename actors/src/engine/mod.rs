@@ -21,6 +21,7 @@ mod stats;
 
 pub use events::{ControlEvent, ShardEvent, CONTROL_JOURNAL};
 pub use handle::{wall_clock_ms, Clock, Engine, EngineConfig, Keys, StartError};
+pub use idempotency::IDEMPOTENCY_RETENTION_MS;
 pub use recovery::{recover_control, recover_shard};
 pub use registry::Registry;
 pub use state::ShardState;

@@ -219,7 +219,8 @@ impl ShardState {
                         tier: *tier,
                         result: Ok(*serial),
                     };
-                    self.claim_keys.insert((account.clone(), k.clone()), memo);
+                    self.claim_keys
+                        .insert((account.clone(), k.clone()), memo, *at_ms);
                 }
             }
             ShardEvent::Redeemed {
@@ -265,7 +266,7 @@ impl ShardState {
                     result: Ok(*n),
                 };
                 self.request_nos
-                    .insert((merchant.clone(), request_no.clone()), memo);
+                    .insert((merchant.clone(), request_no.clone()), memo, *at_ms);
             }
             ShardEvent::Reversed {
                 route,
@@ -346,7 +347,7 @@ impl ShardState {
         out: &mut Pending,
     ) -> ClaimResult {
         let key = idempotency_key.map(|k| (account.to_owned(), k.to_owned()));
-        if let Some(memo) = key.as_ref().and_then(|k| self.claim_keys.get(k)) {
+        if let Some(memo) = key.as_ref().and_then(|k| self.claim_keys.get(k, now_ms)) {
             if memo.campaign != campaign_id || memo.tier != tier {
                 return Err(Refusal::IdempotencyConflict);
             }
@@ -369,7 +370,7 @@ impl ShardState {
                 result: result.clone(),
             };
             // A grant's memo was made by `apply`; refusals are remembered here.
-            self.claim_keys.insert(k.clone(), memo);
+            self.claim_keys.insert(k.clone(), memo, now_ms);
             out.claim_keys.push(k);
         }
         result.map(|s| (s, false))
@@ -524,7 +525,7 @@ impl ShardState {
         out: &mut Pending,
     ) -> Result<(u32, bool), Refusal> {
         let key = (merchant.id.clone(), request_no.to_owned());
-        if let Some(m) = self.request_nos.get(&key) {
+        if let Some(m) = self.request_nos.get(&key, now_ms) {
             if m.route != route || m.serial != serial || m.order_fen != order_fen {
                 return Err(Refusal::IdempotencyConflict);
             }
@@ -542,6 +543,7 @@ impl ShardState {
                     order_fen,
                     result: Err(r.clone()),
                 },
+                now_ms,
             );
             out.request_nos.push(key);
         }
