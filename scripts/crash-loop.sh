@@ -15,7 +15,8 @@
 # requests, restarts it on the same data directory and checks that every acknowledged
 # claim, redemption and reversal is there, that stock and budget figures equal what the
 # coupon export shows, and that retries replay. Every fourth cycle also kills a server right
-# after it prints its listening line. After the last cycle the offline audit must pass.
+# after it prints its listening line, and one a drawn 1-40,000 us after it was started, while it
+# is still recovering. After the last cycle the offline audit must pass.
 #
 # Bounded and local: the server listens on 127.0.0.1 only, on a port the OS picks; the
 # request count is fixed by the cycle count (600 residents, at most 3 requests each, per

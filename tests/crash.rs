@@ -6,7 +6,8 @@
 //! Each cycle imports its own residents, then runs claims (some followed by a redemption,
 //! some of those by a reversal) and kills the server after a number of acknowledgements
 //! drawn from a seeded RNG. Every fourth cycle also kills a freshly started server right
-//! after it prints its listening line. The server snapshots every few hundred events, so
+//! after it prints its listening line, and one while it is still recovering (a drawn number
+//! of microseconds after it was started). The server snapshots every few hundred events, so
 //! kills land during snapshots too.
 //!
 //! `YUNQUAN_CRASH_CYCLES` sets the number of cycles (default 3 in the suite;
@@ -35,6 +36,10 @@ const ACKS_BEFORE_KILL_MAX: usize = 900;
 /// Every this-many cycles (starting with the second) a server is also killed right after
 /// its listening line, before it served anything.
 const STARTUP_KILL_EVERY_CYCLES: usize = 4;
+/// Longest a server started on the same cycles runs before it is killed while it is still
+/// recovering (opening journals, loading snapshots, replaying), in microseconds; the kill
+/// point is drawn from 1..=this.
+const RECOVERY_KILL_US_MAX: usize = 40_000;
 /// Claimers who redeem their coupon, per mille.
 const REDEEM_PER_MILLE: u64 = 700;
 /// Redeemers who then reverse the redemption, per mille.
@@ -69,6 +74,8 @@ struct Tally {
     load_kills: usize,
     /// Servers killed right after their listening line.
     startup_kills: usize,
+    /// Servers killed before their listening line, most of them while recovering.
+    recovery_kills: usize,
     /// Restarts whose state was verified.
     restarts_verified: usize,
     /// Requests sent (claims, redemptions, reversals), answered or not.
@@ -104,6 +111,28 @@ fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
             .unwrap_or_else(|_| panic!("{name}={v} is not a valid number")),
         Err(_) => default,
     }
+}
+
+/// Starts a server on `dir` and kill -9s it a drawn number of microseconds later, before it
+/// has printed its listening line: during start-up, while it opens and replays the journals.
+/// The wait spins on the clock (it is the kill point, not a wait for anything).
+fn kill_while_recovering(dir: &std::path::Path, rng: &mut Rng) {
+    let mut child = std::process::Command::new(BIN)
+        .args(["serve", "--data"])
+        .arg(dir)
+        .args(["--listen", "127.0.0.1:0", "--shards", "2"])
+        .args(serve_args())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn yunquan serve");
+    let kill_at = std::time::Duration::from_micros(rng.one_to(RECOVERY_KILL_US_MAX) as u64);
+    let spawned = Instant::now();
+    while spawned.elapsed() < kill_at {
+        std::hint::spin_loop();
+    }
+    let _ = child.kill();
+    let _ = child.wait();
 }
 
 fn serve_args() -> [&'static str; 2] {
@@ -149,6 +178,8 @@ async fn acknowledged_state_survives_kill_minus_nine() {
     for cycle in 0..cycles {
         if cycle % STARTUP_KILL_EVERY_CYCLES == 1 {
             server.kill9();
+            kill_while_recovering(dir.path(), &mut rng);
+            tally.recovery_kills += 1;
             Server::spawn_listening(dir.path(), &serve_args()).kill9();
             tally.startup_kills += 1;
             server = Server::start_with(dir.path(), &serve_args());
@@ -253,9 +284,11 @@ async fn acknowledged_state_survives_kill_minus_nine() {
     let a = acked.lock().unwrap().clone();
     // One line for scripts/crash-loop.sh to show.
     eprintln!(
-        "crash summary: seed {seed} cycles {cycles} load-kills {} startup-kills {} restarts-verified {} \
-         requests {} acked-claims {} acked-redemptions {} acked-reversals {} audit OK in {:.1} s",
+        "crash summary: seed {seed} cycles {cycles} load-kills {} recovery-kills {} startup-kills {} \
+         restarts-verified {} requests {} acked-claims {} acked-redemptions {} acked-reversals {} \
+         audit OK in {:.1} s",
         tally.load_kills,
+        tally.recovery_kills,
         tally.startup_kills,
         tally.restarts_verified,
         tally.requests,
