@@ -14,6 +14,10 @@ pub mod route_table;
 mod routes;
 mod validate;
 
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod bad_input_tests;
+
 use axum::extract::{DefaultBodyLimit, FromRef};
 use axum::Router;
 use std::future::{Future, IntoFuture};
