@@ -59,7 +59,12 @@ pub fn document() -> &'static OpenApi {
 /// The document as JSON, serialised once.
 pub fn document_json() -> &'static [u8] {
     static JSON_DOC: OnceLock<Vec<u8>> = OnceLock::new();
-    JSON_DOC.get_or_init(|| match serde_json::to_vec(document()) {
+    let serialise = || {
+        let mut doc = serde_json::to_value(document())?;
+        tuples_without_prefix_items(&mut doc);
+        serde_json::to_vec(&doc)
+    };
+    JSON_DOC.get_or_init(|| match serialise() {
         Ok(bytes) => bytes,
         Err(e) => {
             // Plain data always serialises; if it ever does not, say so, not a 500.
@@ -67,6 +72,38 @@ pub fn document_json() -> &'static [u8] {
             b"{}".to_vec()
         }
     })
+}
+
+/// Rewrites each tuple schema (`prefixItems`, as utoipa writes a Rust tuple) as an
+/// array of exactly that many elements, each of any of the tuple's types. Common
+/// OpenAPI tooling turns `prefixItems` into the draft-04 `items: [...]` form and then
+/// refuses it as not 3.1, so a precise tuple makes the document unusable to it; the
+/// order of the elements is in each field's description instead.
+fn tuples_without_prefix_items(v: &mut serde_json::Value) {
+    use serde_json::Value;
+    match v {
+        Value::Object(map) => {
+            if let Some(Value::Array(parts)) = map.remove("prefixItems") {
+                let n = parts.len();
+                let mut kinds: Vec<Value> = Vec::new();
+                for part in parts {
+                    if !kinds.contains(&part) {
+                        kinds.push(part);
+                    }
+                }
+                let items = match kinds.len() {
+                    1 => kinds.remove(0),
+                    _ => serde_json::json!({ "anyOf": kinds }),
+                };
+                map.insert("items".to_owned(), items);
+                map.insert("minItems".to_owned(), n.into());
+                map.insert("maxItems".to_owned(), n.into());
+            }
+            map.values_mut().for_each(tuples_without_prefix_items);
+        }
+        Value::Array(items) => items.iter_mut().for_each(tuples_without_prefix_items),
+        _ => {}
+    }
 }
 
 fn build() -> OpenApi {

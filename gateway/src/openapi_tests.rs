@@ -88,3 +88,33 @@ fn every_reference_resolves() {
         );
     }
 }
+
+/// Tuples are plain fixed-length arrays: no `prefixItems`, and never an `items` list.
+#[test]
+fn tuples_are_fixed_length_arrays() {
+    let doc = doc();
+    let rejected =
+        &doc["components"]["schemas"]["ImportOutcome"]["properties"]["rejected"]["items"];
+    assert_eq!(rejected["type"], "array");
+    assert_eq!(
+        (rejected["minItems"].as_u64(), rejected["maxItems"].as_u64()),
+        (Some(3), Some(3))
+    );
+    assert_eq!(
+        rejected["items"]["anyOf"].as_array().map(Vec::len),
+        Some(2),
+        "{rejected}"
+    );
+    fn walk(v: &Value) {
+        match v {
+            Value::Object(map) => {
+                assert!(!map.contains_key("prefixItems"), "{v}");
+                assert!(!map.get("items").is_some_and(Value::is_array), "{v}");
+                map.values().for_each(walk);
+            }
+            Value::Array(items) => items.iter().for_each(walk),
+            _ => {}
+        }
+    }
+    walk(&doc);
+}
