@@ -408,8 +408,11 @@ impl ShardActor {
 
     /// Ends the open batch: one durable write, then the replies.
     fn flush(&mut self) {
-        let pending = std::mem::take(&mut self.pending);
-        let replies = std::mem::take(&mut self.replies);
+        // Taken out for the write and put back empty with their capacity: a batch's
+        // vectors reach megabytes, and growing fresh ones each batch made the kernel zero
+        // new pages for every batch.
+        let mut pending = std::mem::take(&mut self.pending);
+        let mut replies = std::mem::take(&mut self.replies);
         let failure = if pending.events.is_empty() {
             None
         } else {
@@ -417,14 +420,17 @@ impl ShardActor {
         };
         if let Some(e) = &failure {
             tracing::error!(shard = self.id, error = %e, "journal write failed; batch refused, state reloaded");
-            self.rollback(pending);
+            self.rollback(&mut pending);
         }
         if failure.is_none() && self.events_since_snapshot >= self.config.snapshot_every_events {
             self.snapshot();
         }
-        for r in replies {
+        for r in replies.drain(..) {
             r(failure.clone());
         }
+        pending.clear();
+        self.pending = pending;
+        self.replies = replies;
         metrics::gauge!("yunquan_shard_mailbox_depth", "shard" => self.id.to_string())
             .set(self.depth.load(Ordering::Relaxed) as f64);
     }
@@ -489,7 +495,7 @@ impl ShardActor {
     /// not the error, decides: memory is reloaded from it, and the batch's stock and
     /// budget are given back only if none of it is there. Giving back units of grants
     /// that exist would sell more than the stock.
-    fn rollback(&mut self, pending: Pending) {
+    fn rollback(&mut self, pending: &mut Pending) {
         let batch_events = pending.events.len() as u64;
         let reloaded = recover_shard(
             self.store.as_ref(),
@@ -499,7 +505,7 @@ impl ShardActor {
         match reloaded {
             Ok((state, next_seq)) if next_seq == self.next_seq => {
                 self.state = state;
-                for eff in pending.effects {
+                for eff in pending.effects.drain(..) {
                     match eff {
                         Effect::Unit(entry, round, tier) => entry.return_unit(round, tier),
                         Effect::Budget(entry, fen) => entry.return_budget(fen),
@@ -513,7 +519,7 @@ impl ShardActor {
                     "the failed write is in the journal; keeping its effects"
                 );
                 self.state = state;
-                self.committed(&pending);
+                self.committed(pending);
             }
             Ok((_, next_seq)) => {
                 // Appends are all-or-nothing; anything else means memory cannot be trusted.

@@ -140,6 +140,16 @@ pub struct Pending {
     pub request_nos: Vec<(String, String)>,
 }
 
+impl Pending {
+    /// Empties it for the next batch, keeping the vectors' capacity.
+    pub fn clear(&mut self) {
+        self.events.clear();
+        self.effects.clear();
+        self.claim_keys.clear();
+        self.request_nos.clear();
+    }
+}
+
 /// All state a shard owns.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ShardState {
