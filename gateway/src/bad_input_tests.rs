@@ -7,6 +7,7 @@
 //! with a `reason`, and the fingerprint of the state must not move.
 
 mod coverage;
+mod extremes;
 mod gen;
 mod world;
 

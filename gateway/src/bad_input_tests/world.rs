@@ -162,33 +162,38 @@ impl World {
             ..GatewayConfig::default()
         };
         let app = router(engine.clone(), &gateway);
-        let token = |role, sub: &str, mer: Option<&str>| {
-            mint(
-                &engine.keys().token,
-                &TokenClaims {
-                    role,
-                    sub: sub.to_owned(),
-                    mer: mer.map(str::to_owned),
-                    exp: NOW_MS / 1_000 + 3_600,
-                },
-            )
-        };
-        let manager = token(Role::Manager, "ops", None);
-        let resident = token(Role::Resident, RESIDENTS[2], None);
-        let terminal = token(Role::Terminal, TERMINAL, Some(MERCHANT));
         let mut world = World {
             app,
             engine,
             rt,
             seed,
             baseline: Value::Null,
-            manager,
-            resident,
-            terminal,
+            manager: String::new(),
+            resident: String::new(),
+            terminal: String::new(),
             _dir: dir,
         };
+        world.manager = world.mint(Role::Manager, "ops", None);
+        world.resident = world.mint(Role::Resident, RESIDENTS[2], None);
+        world.terminal = world.mint(Role::Terminal, TERMINAL, Some(MERCHANT));
         world.baseline = world.fingerprint();
         world
+    }
+
+    /// A token of `role` for `sub` (and the terminal's merchant), valid for an hour.
+    pub(super) fn mint(&self, role: Role, sub: &str, mer: Option<&str>) -> String {
+        let claims = TokenClaims {
+            role,
+            sub: sub.to_owned(),
+            mer: mer.map(str::to_owned),
+            exp: NOW_MS / 1_000 + 3_600,
+        };
+        mint(&self.engine.keys().token, &claims)
+    }
+
+    /// Whether every shard still accepts commands.
+    pub(super) fn ready(&self) -> bool {
+        self.engine.ready()
     }
 
     /// A token of `role`.
@@ -257,10 +262,22 @@ impl World {
         content_type: Option<&str>,
         body: Body,
     ) -> Request<Body> {
+        self.request_with(rule, uri, self.token(role), content_type, body)
+    }
+
+    /// Like [`World::request`] with any token.
+    pub(super) fn request_with(
+        &self,
+        rule: &RouteRule,
+        uri: &str,
+        token: &str,
+        content_type: Option<&str>,
+        body: Body,
+    ) -> Request<Body> {
         let mut req = Request::builder()
             .method(rule.method.method())
             .uri(uri)
-            .header(AUTHORIZATION, format!("Bearer {}", self.token(role)));
+            .header(AUTHORIZATION, format!("Bearer {token}"));
         if let Some(ct) = content_type {
             req = req.header(CONTENT_TYPE, ct);
         }
