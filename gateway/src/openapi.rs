@@ -46,7 +46,7 @@ const NDJSON: &str = "application/x-ndjson";
 const TEXT: &str = "text/plain";
 
 /// An opaque id: 1-64 printable ASCII characters without spaces or '/'.
-const ID_PATTERN: &str = "^[!-.0-~]{1,64}$";
+pub(crate) const ID_PATTERN: &str = "^[!-.0-~]{1,64}$";
 /// An `Idempotency-Key`: 1-64 printable ASCII characters (spaces allowed).
 const IDEMPOTENCY_KEY_PATTERN: &str = "^[ -~]{1,64}$";
 
@@ -61,7 +61,8 @@ pub fn document_json() -> &'static [u8] {
     static JSON_DOC: OnceLock<Vec<u8>> = OnceLock::new();
     let serialise = || {
         let mut doc = serde_json::to_value(document())?;
-        tuples_without_prefix_items(&mut doc);
+        serialised::tuples_without_prefix_items(&mut doc);
+        serialised::add_checked_constraints(&mut doc);
         serde_json::to_vec(&doc)
     };
     JSON_DOC.get_or_init(|| match serialise() {
@@ -72,38 +73,6 @@ pub fn document_json() -> &'static [u8] {
             b"{}".to_vec()
         }
     })
-}
-
-/// Rewrites each tuple schema (`prefixItems`, as utoipa writes a Rust tuple) as an
-/// array of exactly that many elements, each of any of the tuple's types. Common
-/// OpenAPI tooling turns `prefixItems` into the draft-04 `items: [...]` form and then
-/// refuses it as not 3.1, so a precise tuple makes the document unusable to it; the
-/// order of the elements is in each field's description instead.
-fn tuples_without_prefix_items(v: &mut serde_json::Value) {
-    use serde_json::Value;
-    match v {
-        Value::Object(map) => {
-            if let Some(Value::Array(parts)) = map.remove("prefixItems") {
-                let n = parts.len();
-                let mut kinds: Vec<Value> = Vec::new();
-                for part in parts {
-                    if !kinds.contains(&part) {
-                        kinds.push(part);
-                    }
-                }
-                let items = match kinds.len() {
-                    1 => kinds.remove(0),
-                    _ => serde_json::json!({ "anyOf": kinds }),
-                };
-                map.insert("items".to_owned(), items);
-                map.insert("minItems".to_owned(), n.into());
-                map.insert("maxItems".to_owned(), n.into());
-            }
-            map.values_mut().for_each(tuples_without_prefix_items);
-        }
-        Value::Array(items) => items.iter_mut().for_each(tuples_without_prefix_items),
-        _ => {}
-    }
 }
 
 fn build() -> OpenApi {
@@ -627,6 +596,9 @@ fn operation(rule: &RouteRule) -> Operation {
     }
     op.build()
 }
+
+#[path = "openapi_serialised.rs"]
+mod serialised;
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]

@@ -118,3 +118,17 @@ fn tuples_are_fixed_length_arrays() {
     }
     walk(&doc);
 }
+
+/// Every constraint the gateway checks lands on a property that exists.
+#[test]
+fn checked_constraints_name_existing_properties() {
+    let doc = doc();
+    for (schema, property, constraints) in serialised::checked_constraints() {
+        let target = &doc["components"]["schemas"][schema]["properties"][property];
+        for (key, value) in constraints.as_object().unwrap() {
+            assert_eq!(&target[key], value, "{schema}.{property}.{key}");
+        }
+    }
+    let subjects = &doc["components"]["schemas"]["MintRequest"]["properties"]["subjects"];
+    assert_eq!(subjects["items"]["pattern"], ID_PATTERN);
+}
