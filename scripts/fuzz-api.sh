@@ -214,6 +214,10 @@ for role in $ROLES; do
   esac
 done
 kill -0 "$PID" 2>/dev/null || die "yunquan died during the runs; see $OUT_DIR/server.stderr"
+# A panic caught by the runtime may still have been answered with a proper status.
+if grep -q 'panicked' "$OUT_DIR/server.stderr"; then
+  die "yunquan panicked during the runs; see $OUT_DIR/server.stderr"
+fi
 if ((${#FAILED[@]} > 0)); then
   die "failures as: ${FAILED[*]} (reports in $OUT_DIR)"
 fi
