@@ -176,6 +176,8 @@ enum Malformed {
     Trailing(String),
     /// Any bytes at all.
     Bytes(Vec<u8>),
+    /// Arrays or objects nested deeper than any parser should follow.
+    Deep(usize, bool),
 }
 
 fn malformed() -> impl Strategy<Value = Malformed> {
@@ -184,6 +186,7 @@ fn malformed() -> impl Strategy<Value = Malformed> {
         any::<usize>().prop_map(Malformed::NotUtf8),
         "[,}\\]x\\\\{\"0-9][^\\n]{0,8}".prop_map(Malformed::Trailing),
         prop::collection::vec(any::<u8>(), 0..64).prop_map(Malformed::Bytes),
+        (129usize..20_000, any::<bool>()).prop_map(|(n, objects)| Malformed::Deep(n, objects)),
     ]
 }
 
@@ -197,6 +200,10 @@ fn break_bytes(good: &[u8], how: &Malformed) -> Vec<u8> {
         }
         Malformed::Trailing(tail) => [good, tail.as_bytes()].concat(),
         Malformed::Bytes(bytes) => bytes.clone(),
+        Malformed::Deep(n, false) => format!("{}{}", "[".repeat(*n), "]".repeat(*n)).into_bytes(),
+        Malformed::Deep(n, true) => {
+            format!("{}1{}", "{\"tier\":".repeat(*n), "}".repeat(*n)).into_bytes()
+        }
     }
 }
 
