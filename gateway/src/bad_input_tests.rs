@@ -9,6 +9,7 @@
 mod coverage;
 mod extremes;
 mod gen;
+mod headers;
 mod world;
 
 use crate::auth::Role;
@@ -130,7 +131,7 @@ fn valid(template: &Template) -> &Value {
 
 #[test]
 fn arbitrary_json_bodies_are_refused() {
-    check(128, any_json(), |world, value| {
+    check(256, any_json(), |world, value| {
         for route in body_routes(world) {
             let (ct, body) = encode(&route.template, &value);
             send_body(world, &route, ct, &body, &format!("body {value}"))?;
@@ -141,7 +142,7 @@ fn arbitrary_json_bodies_are_refused() {
 
 #[test]
 fn valid_bodies_broken_at_one_place_are_refused() {
-    check(256, edit(), |world, edit| {
+    check(512, edit(), |world, edit| {
         for route in body_routes(world) {
             let good = valid(&route.template);
             let bad = apply(good, &edit);
@@ -209,7 +210,7 @@ fn break_bytes(good: &[u8], how: &Malformed) -> Vec<u8> {
 
 #[test]
 fn malformed_json_is_refused() {
-    check(128, malformed(), |world, how| {
+    check(256, malformed(), |world, how| {
         for route in body_routes(world) {
             let (ct, good) = encode(&route.template, valid(&route.template));
             let bad = break_bytes(&good, &how);
@@ -274,7 +275,7 @@ fn content_type() -> impl Strategy<Value = Option<String>> {
 
 #[test]
 fn valid_bodies_of_the_wrong_media_type_are_refused() {
-    check(64, content_type(), |world, ct| {
+    check(128, content_type(), |world, ct| {
         for route in body_routes(world) {
             if accepts_media(&route.template, ct.as_deref()) {
                 continue;
@@ -326,7 +327,7 @@ fn body_bytes_max(rule: &RouteRule) -> usize {
 #[test]
 fn valid_bodies_over_the_limit_are_refused() {
     let strategy = (1usize..4_096, any::<bool>(), 1usize..8_192);
-    check(24, strategy, |world, (extra, streamed, chunk_bytes)| {
+    check(32, strategy, |world, (extra, streamed, chunk_bytes)| {
         for route in body_routes(world) {
             let (ct, good) = encode(&route.template, valid(&route.template));
             let total = body_bytes_max(route.rule) + extra;
@@ -381,7 +382,7 @@ fn segment() -> impl Strategy<Value = String> {
 
 #[test]
 fn bad_path_parameters_are_refused() {
-    check(128, segment(), |world, segment| {
+    check(256, segment(), |world, segment| {
         // The seeded objects' own ids are not bad input.
         prop_assume!(!world.is_seeded(&percent_decode(&segment)));
         for rule in route_table().iter().filter(|r| r.path.contains('{')) {

@@ -120,7 +120,7 @@ fn call(
 #[test]
 fn valid_input_at_its_extremes_is_answered_without_server_errors() {
     let residents = AtomicU32::new(0);
-    check(48, (spec(), 0..=AMOUNT_FEN_MAX), |world, (spec, order)| {
+    check(64, (spec(), 0..=AMOUNT_FEN_MAX), |world, (spec, order)| {
         let manager = world.token(Role::Manager).to_owned();
         let till = world.token(Role::Terminal).to_owned();
         let send = |endpoint, uri: &str, token: &str, body| call(world, endpoint, uri, token, body);
