@@ -324,6 +324,13 @@ where
             self.end_line().await?;
         }
         self.flush().await?;
+        if self.outcome.accepted == 0 && self.outcome.rejected.is_empty() && self.unlisted == 0 {
+            // Nothing but blank lines (or no body at all): most likely the wrong file or
+            // a client that lost its body; a 200 would say the import worked.
+            return Err(AppError::bad_request(
+                "the body holds no record: send one JSON object per line",
+            ));
+        }
         if self.unlisted > 0 {
             // Line 0 never names a real line: it marks the summary of the unlisted rest.
             let detail = format!("{} more rejected lines are not listed", self.unlisted);

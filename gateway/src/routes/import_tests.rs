@@ -151,3 +151,20 @@ fn headers_are_checked_before_reading() {
         Some("payload_too_large")
     );
 }
+
+/// Regression (found by the API fuzzer): an import without a body, or with blank lines
+/// only, answered 200 with nothing accepted, though the document requires a body.
+#[tokio::test]
+async fn an_import_without_a_record_is_a_bad_request() {
+    for body in ["", "\n", " \r\n\t\n\n", "\u{feff}\n"] {
+        let (outcome, batches) = import(&[body], LIMITS).await;
+        assert_eq!(
+            outcome.err().map(|e| e.reason()),
+            Some("bad_request"),
+            "{body:?}"
+        );
+        assert!(batches.is_empty(), "{body:?}");
+    }
+    let (outcome, _) = import(&[], LIMITS).await;
+    assert_eq!(outcome.err().map(|e| e.reason()), Some("bad_request"));
+}
