@@ -8,20 +8,21 @@
 
 mod coverage;
 mod extremes;
+mod framing;
 mod gen;
 mod headers;
+mod paths;
 mod world;
 
 use crate::auth::Role;
-use crate::route_table::{route_table, RouteClass, RouteRule};
-use crate::GatewayConfig;
-use axum::body::{Body, Bytes};
+use crate::route_table::{route_table, RouteRule};
+use axum::body::Body;
 use axum::http::StatusCode;
 use gen::{any_json, apply, edit, template, Template};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
 use serde_json::Value;
-use world::{fill, Reply, World, IMPORT_BYTES_MAX};
+use world::{Reply, World};
 
 const JSON: &str = "application/json";
 const NDJSON: &str = "application/x-ndjson";
@@ -245,210 +246,4 @@ fn malformed_json_is_refused() {
         }
         Ok(())
     });
-}
-
-/// Whether a route reads a body sent with `content_type` (the refusal is then not
-/// about the media type).
-fn accepts_media(template: &Template, content_type: Option<&str>) -> bool {
-    let essence = content_type.map(|ct| {
-        ct.split(';')
-            .next()
-            .unwrap_or_default()
-            .trim()
-            .to_ascii_lowercase()
-    });
-    match (template, essence.as_deref()) {
-        (Template::Ndjson(_), None) => true,
-        (Template::Ndjson(_), Some(e)) => [
-            "application/x-ndjson",
-            "application/ndjson",
-            "application/jsonl",
-            "application/x-jsonlines",
-            "application/json",
-            "text/plain",
-        ]
-        .contains(&e),
-        (_, Some(e)) => e == JSON || (e.starts_with("application/") && e.ends_with("+json")),
-        (_, None) => false,
-    }
-}
-
-fn content_type() -> impl Strategy<Value = Option<String>> {
-    let listed = [
-        "text/plain",
-        "text/json",
-        "application/xml",
-        "application/x-www-form-urlencoded",
-        "multipart/form-data; boundary=x",
-        "application/jsonp",
-        "application/octet-stream",
-        "application/x-ndjson",
-        "image/png",
-        "application",
-        "",
-        ";",
-        "application/json\u{0}",
-    ];
-    prop_oneof![
-        Just(None),
-        prop::sample::select(listed.map(str::to_owned).to_vec()).prop_map(Some),
-        "[a-z]{1,8}/[a-z+.-]{1,12}".prop_map(Some),
-    ]
-}
-
-#[test]
-fn valid_bodies_of_the_wrong_media_type_are_refused() {
-    check(128, content_type(), |world, ct| {
-        for route in body_routes(world) {
-            if accepts_media(&route.template, ct.as_deref()) {
-                continue;
-            }
-            let (_, body) = encode(&route.template, valid(&route.template));
-            let Some(header) = ct.as_deref().map(|c| c.replace('\0', "")) else {
-                send_body(world, &route, None, &body, "no content-type")?;
-                continue;
-            };
-            // NUL cannot be sent in a header; what is left must still be refused.
-            if accepts_media(&route.template, Some(&header)) {
-                continue;
-            }
-            send_body(
-                world,
-                &route,
-                Some(&header),
-                &body,
-                &format!("content-type {header:?}"),
-            )?;
-            let reply = world.send(world.request(
-                route.rule,
-                &world.path(route.rule),
-                route.rule.access.roles()[0],
-                Some(&header),
-                Body::from(body),
-            ));
-            prop_assert_eq!(
-                reply.status,
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "{}",
-                header
-            );
-        }
-        Ok(())
-    });
-}
-
-/// The largest body `rule` reads, in bytes.
-fn body_bytes_max(rule: &RouteRule) -> usize {
-    let config = GatewayConfig::default();
-    match rule.class {
-        RouteClass::Tokens => config.tokens_body_bytes_max,
-        RouteClass::Import => usize::try_from(IMPORT_BYTES_MAX).unwrap_or(usize::MAX),
-        RouteClass::Api | RouteClass::Ops => config.body_bytes_max,
-    }
-}
-
-#[test]
-fn valid_bodies_over_the_limit_are_refused() {
-    let strategy = (1usize..4_096, any::<bool>(), 1usize..8_192);
-    check(32, strategy, |world, (extra, streamed, chunk_bytes)| {
-        for route in body_routes(world) {
-            let (ct, good) = encode(&route.template, valid(&route.template));
-            let total = body_bytes_max(route.rule) + extra;
-            let pad = vec![b'\n'; total - good.len()];
-            // Whitespace is valid JSON padding and blank lines are skipped by imports,
-            // so only the size is wrong; an import's valid line comes last so that
-            // nothing is registered before the limit is reached.
-            let body = match route.template {
-                Template::Ndjson(_) => [pad, good].concat(),
-                _ => [good, pad].concat(),
-            };
-            for &role in route.rule.access.roles() {
-                let what = format!("{total} bytes to {} as {role:?}", route.rule.path);
-                let payload = if streamed {
-                    let chunks: Vec<Result<Bytes, std::io::Error>> = body
-                        .chunks(chunk_bytes)
-                        .map(|c| Ok(Bytes::copy_from_slice(c)))
-                        .collect();
-                    Body::from_stream(futures::stream::iter(chunks))
-                } else {
-                    Body::from(body.clone())
-                };
-                let reply = world.send(world.request(
-                    route.rule,
-                    &world.path(route.rule),
-                    role,
-                    ct,
-                    payload,
-                ));
-                reply.check_problem(&what)?;
-                prop_assert_eq!(reply.status, StatusCode::PAYLOAD_TOO_LARGE, "{}", what);
-                world.check_unchanged(&what)?;
-            }
-        }
-        Ok(())
-    });
-}
-
-/// A path segment: any bytes, percent-encoded (NUL, '/', invalid UTF-8 included), or
-/// long text.
-fn segment() -> impl Strategy<Value = String> {
-    let encode_all = |bytes: Vec<u8>| bytes.iter().map(|b| format!("%{b:02X}")).collect();
-    prop_oneof![
-        prop::collection::vec(any::<u8>(), 1..48).prop_map(encode_all),
-        "\\PC{1,24}".prop_map(move |s: String| encode_all(s.into_bytes())),
-        "[a-zA-Z0-9._~-]{65,600}",
-        Just("%00".to_owned()),
-        Just("%2F".to_owned()),
-        Just("..".to_owned()),
-    ]
-}
-
-#[test]
-fn bad_path_parameters_are_refused() {
-    check(256, segment(), |world, segment| {
-        // The seeded objects' own ids are not bad input.
-        prop_assume!(!world.is_seeded(&percent_decode(&segment)));
-        for rule in route_table().iter().filter(|r| r.path.contains('{')) {
-            let template = template(rule.endpoint, &world.seed);
-            let (ct, body) = match &template {
-                Template::None => (None, Vec::new()),
-                t => encode(t, valid(t)),
-            };
-            let mut uri = fill(rule.path, &segment);
-            if rule.path.ends_with("/settlement") {
-                uri.push_str("?date=2025-06-01");
-            }
-            for &role in rule.access.roles() {
-                let what = format!("{} {uri} as {role:?}", rule.method.as_str());
-                let reply =
-                    world.send(world.request(rule, &uri, role, ct, Body::from(body.clone())));
-                reply.check_problem(&what)?;
-                world.check_unchanged(&what)?;
-            }
-        }
-        Ok(())
-    });
-}
-
-/// `text` with every `%XX` decoded (lossily, for comparison only).
-fn percent_decode(text: &str) -> String {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let hex = bytes
-            .get(i + 1..i + 3)
-            .and_then(|h| std::str::from_utf8(h).ok());
-        match (bytes[i], hex.and_then(|h| u8::from_str_radix(h, 16).ok())) {
-            (b'%', Some(b)) => {
-                out.push(b);
-                i += 3;
-            }
-            (b, _) => {
-                out.push(b);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
