@@ -172,9 +172,10 @@ api() {
 field() { python3 -c 'import json, sys; print(json.load(sys.stdin)[sys.argv[1]])' "$1"; }
 
 say "seeding a live campaign, residents, a merchant, a redemption"
-START_AT=$(TZ=Asia/Shanghai date -d '-60 sec' +%FT%T)
-END_AT=$(TZ=Asia/Shanghai date -d '+2 hours' +%FT%T)
-CAMPAIGN=$(api POST /v1/campaigns "{\"name\": \"fuzz round\", \"funder\": \"commerce dept\",
+# The campaign's zone is UTC, so the round does not depend on the machine's zone data.
+START_AT=$(date -u -d '-60 sec' +%FT%T)
+END_AT=$(date -u -d '+2 hours' +%FT%T)
+CAMPAIGN=$(api POST /v1/campaigns "{\"name\": \"fuzz round\", \"funder\": \"commerce dept\", \"timezone\": \"UTC\",
   \"budget_fen\": 100000000, \"rounds\": [{\"start\": \"$START_AT\", \"end\": \"$END_AT\"}],
   \"tiers\": [{\"kind\": \"fixed\", \"discount_fen\": 2000, \"min_spend_fen\": 10000, \"stock\": 1000}],
   \"eligibility\": {\"categories\": [\"catering\"]},
