@@ -243,9 +243,13 @@ fi
 say "machine: $(nproc) cores, $(free -g | awk '/^Mem:/ { print $2 }') GiB, load average $(cut -d' ' -f1-3 /proc/loadavg)"
 say "running: yunquan compare ${ARGS[*]} (persons $PERSONS, stock $STOCK, clients $CLIENTS, reps $REPS)"
 status=0
+# In the background and waited for, so an interrupt reaches the trap (and stops it too).
 "$YUNQUAN" compare "${ARGS[@]}" --persons "$PERSONS" --stock "$STOCK" \
   --repeat-fraction "$REPEAT" --clients "$CLIENTS" --reps "$REPS" --sweep "$SWEEP" \
-  --sweep-duration-s "$SWEEP_S" --json "$OUT_JSON" --svg "$OUT_SVG" || status=$?
+  --sweep-duration-s "$SWEEP_S" --json "$OUT_JSON" --svg "$OUT_SVG" &
+COMPARE_PID=$!
+PIDS+=("$COMPARE_PID")
+wait "$COMPARE_PID" || status=$?
 if [[ -s $OUT_SVG ]] && command -v rsvg-convert >/dev/null 2>&1; then
   rsvg-convert -o "$OUT_PNG" "$OUT_SVG" && echo "picture: $OUT_PNG"
 fi

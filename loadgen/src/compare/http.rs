@@ -1,22 +1,21 @@
 //! yunquan as deployed: `yunquan serve` over HTTP/1.1, each grab a
 //! `POST /v1/campaigns/{id}/claims` with the person's own resident token, one
-//! connection per client and one request in flight on it. The server answers 201
-//! only after the grant's group commit reached the disk.
+//! keep-alive connection per client and one request in flight on it (see [`super::wire`]
+//! for why the claims bypass a general HTTP client). The server answers 201 only after
+//! the grant's group commit reached the disk.
 
 use super::spec;
 use super::target::{ClaimTarget, Outcome, StoreCounts, TargetInfo};
-use crate::client::{Api, REQUEST_TIMEOUT_S};
+use super::wire::Conn;
+use crate::client::Api;
 use crate::tally::Tally;
 use anyhow::Context;
-use reqwest::header::{HeaderValue, AUTHORIZATION, CONTENT_TYPE};
-use reqwest::StatusCode;
 use std::collections::HashSet;
-use std::time::Duration;
+use std::net::SocketAddr;
+use tokio::sync::Mutex;
 
 /// Body of every claim: the round's only tier.
-const CLAIM_BODY: &[u8] = br#"{"tier":0}"#;
-/// Connect timeout of the claim connections, in seconds.
-const CONNECT_TIMEOUT_S: u64 = 5;
+const CLAIM_BODY: &str = r#"{"tier":0}"#;
 /// Characters of an unexpected reply kept in its error text.
 const BODY_SHOWN_CHARS: usize = 120;
 
@@ -26,10 +25,13 @@ pub struct HttpTarget {
     api: Api,
     /// Manager token.
     manager: String,
-    /// One HTTP client (so one connection) per driver client.
-    clients: Vec<reqwest::Client>,
-    /// `Bearer <token>` of each person.
-    auth: Vec<HeaderValue>,
+    /// One connection per driver client (each is only ever used by its own client,
+    /// so the lock is never contended).
+    conns: Vec<Mutex<Conn>>,
+    /// `host:port` for the Host header.
+    host: String,
+    /// Resident token of each person.
+    tokens: Vec<String>,
 }
 
 impl std::fmt::Debug for HttpTarget {
@@ -37,8 +39,8 @@ impl std::fmt::Debug for HttpTarget {
         // Tokens are credentials: never in logs.
         f.debug_struct("HttpTarget")
             .field("base", &self.api.base())
-            .field("clients", &self.clients.len())
-            .field("persons", &self.auth.len())
+            .field("clients", &self.conns.len())
+            .field("persons", &self.tokens.len())
             .finish()
     }
 }
@@ -48,8 +50,8 @@ impl std::fmt::Debug for HttpTarget {
 pub struct HttpRound {
     /// Campaign id.
     campaign: String,
-    /// Full URL of its claims route.
-    url: String,
+    /// Request line and fixed headers up to the token.
+    head: String,
 }
 
 impl HttpTarget {
@@ -78,42 +80,35 @@ impl HttpTarget {
         let tokens = crate::seed::resident_tokens(&api, manager, &accounts)
             .await
             .context("minting resident tokens")?;
-        let auth = tokens
-            .iter()
-            .map(|t| HeaderValue::from_str(&format!("Bearer {t}")))
-            .collect::<Result<Vec<_>, _>>()
-            .context("a minted token is not a valid header value")?;
-        let clients = (0..clients.max(1))
-            .map(|_| {
-                reqwest::Client::builder()
-                    .pool_max_idle_per_host(1)
-                    .connect_timeout(Duration::from_secs(CONNECT_TIMEOUT_S))
-                    .timeout(Duration::from_secs(REQUEST_TIMEOUT_S))
-                    .tcp_nodelay(true)
-                    .http1_only()
-                    .build()
-                    .context("building an HTTP client")
-            })
-            .collect::<anyhow::Result<Vec<_>>>()?;
+        let url = reqwest::Url::parse(base).with_context(|| format!("server URL {base}"))?;
+        anyhow::ensure!(url.scheme() == "http", "only plain http:// servers are supported, not {base}");
+        let host = url.host_str().context("the server URL has no host")?.to_owned();
+        let port = url.port_or_known_default().unwrap_or(80);
+        let addr: SocketAddr = tokio::net::lookup_host((host.as_str(), port))
+            .await
+            .with_context(|| format!("resolving {host}"))?
+            .next()
+            .with_context(|| format!("{host} resolves to no address"))?;
+        let conns = (0..clients.max(1)).map(|_| Mutex::new(Conn::new(addr))).collect();
         Ok(HttpTarget {
             api,
             manager: manager.to_owned(),
-            clients,
-            auth,
+            conns,
+            host: format!("{host}:{port}"),
+            tokens,
         })
     }
 }
 
 /// Sorts a claim reply.
-pub fn outcome(status: StatusCode, body: &[u8]) -> Outcome {
+pub fn outcome(status: u16, body: &[u8]) -> Outcome {
     let has = |needle: &[u8]| body.windows(needle.len()).any(|w| w == needle);
     match status {
-        StatusCode::CREATED => Outcome::Granted,
-        StatusCode::CONFLICT if has(br#""reason":"sold_out""#) => Outcome::SoldOut,
-        StatusCode::CONFLICT if has(br#""reason":"limit_reached""#) => Outcome::Limited,
+        201 => Outcome::Granted,
+        409 if has(br#""reason":"sold_out""#) => Outcome::SoldOut,
+        409 if has(br#""reason":"limit_reached""#) => Outcome::Limited,
         s => Outcome::Error(format!(
-            "HTTP {}: {}",
-            s.as_u16(),
+            "HTTP {s}: {}",
             String::from_utf8_lossy(body)
                 .chars()
                 .take(BODY_SHOWN_CHARS)
@@ -145,34 +140,32 @@ impl ClaimTarget for HttpTarget {
             .await
             .context("publishing the campaign")?;
         Ok(HttpRound {
-            url: format!("{}/v1/campaigns/{}/claims", self.api.base(), view.id),
+            head: format!(
+                "POST /v1/campaigns/{}/claims HTTP/1.1\r\nhost: {}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nauthorization: Bearer ",
+                view.id,
+                self.host,
+                CLAIM_BODY.len()
+            ),
             campaign: view.id,
         })
     }
 
     async fn claim(&self, round: &HttpRound, client: usize, person: u64) -> Outcome {
-        let (Some(http), Some(auth)) = (
-            self.clients.get(client % self.clients.len().max(1)),
-            self.auth.get(person as usize),
+        let (Some(conn), Some(token)) = (
+            self.conns.get(client % self.conns.len().max(1)),
+            self.tokens.get(person as usize),
         ) else {
             return Outcome::Error(format!("person {person} has no token"));
         };
-        let sent = http
-            .post(&round.url)
-            .header(AUTHORIZATION, auth.clone())
-            .header(CONTENT_TYPE, "application/json")
-            .body(CLAIM_BODY)
-            .send()
-            .await;
-        let resp = match sent {
-            Ok(r) => r,
-            Err(e) => return Outcome::Error(format!("transport: {e}")),
-        };
-        let status = resp.status();
-        // Reading the whole body hands the connection back for the next claim.
-        match resp.bytes().await {
-            Ok(body) => outcome(status, &body),
-            Err(e) => Outcome::Error(format!("reading the reply: {e}")),
+        let mut request =
+            String::with_capacity(round.head.len() + token.len() + 4 + CLAIM_BODY.len());
+        request.push_str(&round.head);
+        request.push_str(token);
+        request.push_str("\r\n\r\n");
+        request.push_str(CLAIM_BODY);
+        match conn.lock().await.http(request.as_bytes()).await {
+            Ok(reply) => outcome(reply.status, &reply.body),
+            Err(e) => Outcome::Error(format!("transport: {e}")),
         }
     }
 
@@ -210,15 +203,15 @@ mod tests {
 
     #[test]
     fn replies_are_sorted_by_status_and_reason() {
-        assert_eq!(outcome(StatusCode::CREATED, b"{}"), Outcome::Granted);
+        assert_eq!(outcome(201, b"{}"), Outcome::Granted);
         let sold = br#"{"type":"/problems/sold_out","status":409,"reason":"sold_out"}"#;
-        assert_eq!(outcome(StatusCode::CONFLICT, sold), Outcome::SoldOut);
+        assert_eq!(outcome(409, sold), Outcome::SoldOut);
         let limit = br#"{"status":409,"reason":"limit_reached","detail":"x"}"#;
-        assert_eq!(outcome(StatusCode::CONFLICT, limit), Outcome::Limited);
+        assert_eq!(outcome(409, limit), Outcome::Limited);
         let paused = br#"{"status":409,"reason":"paused"}"#;
-        assert!(matches!(outcome(StatusCode::CONFLICT, paused), Outcome::Error(_)));
+        assert!(matches!(outcome(409, paused), Outcome::Error(_)));
         assert!(matches!(
-            outcome(StatusCode::SERVICE_UNAVAILABLE, b"overloaded"),
+            outcome(503, b"overloaded"),
             Outcome::Error(e) if e.starts_with("HTTP 503")
         ));
     }

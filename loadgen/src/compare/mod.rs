@@ -19,6 +19,7 @@ pub mod run;
 pub mod spec;
 pub mod svg;
 pub mod target;
+pub mod wire;
 pub mod workload;
 
 pub use run::{run, CompareConfig, Targets};

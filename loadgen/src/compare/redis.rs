@@ -1,13 +1,17 @@
 //! The Redis design: one Lua script per grab, run atomically by the server, that
 //! checks the round's set of holders, checks and decrements the stock counter and adds
 //! the person to the set. Sent with EVALSHA over one connection per client, one
-//! request in flight on each (no pipelining). Whether a grant survives a crash
-//! depends on the server's persistence settings, which are read back and shown.
+//! request in flight on each (no pipelining), by the same lean client as yunquan's
+//! HTTP claims ([`super::wire`]). Setup and read-back use the `redis` crate. Whether
+//! a grant survives a crash depends on the server's persistence settings, which are
+//! read back and shown.
 
 use super::target::{ClaimTarget, Outcome, StoreCounts, TargetInfo};
+use super::wire::{resp_command, Conn};
 use anyhow::Context;
 use redis::aio::MultiplexedConnection;
 use redis::AsyncCommands;
+use tokio::sync::Mutex;
 
 /// KEYS[1]: the round's stock counter; KEYS[2]: the set of persons holding a coupon;
 /// ARGV[1]: the person. Returns 1 granted, 0 sold out, -1 limit reached.
@@ -29,10 +33,13 @@ const KEY_PREFIX: &str = "yunquan-compare";
 
 /// Redis with the claim script loaded, one connection per client.
 pub struct RedisTarget {
-    /// One connection per client; each carries one request at a time.
-    conns: Vec<MultiplexedConnection>,
-    /// The claim script (EVALSHA, loaded on first use).
-    script: redis::Script,
+    /// Setup and read-back.
+    admin: MultiplexedConnection,
+    /// One connection per client; each carries one request at a time (only its own
+    /// client uses it, so the lock is never contended).
+    conns: Vec<Mutex<Conn>>,
+    /// SHA1 of [`CLAIM_LUA`], loaded on the server at connect.
+    sha: String,
     /// Name and description, persistence included.
     info: TargetInfo,
 }
@@ -41,6 +48,7 @@ impl std::fmt::Debug for RedisTarget {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RedisTarget")
             .field("connections", &self.conns.len())
+            .field("sha", &self.sha)
             .field("info", &self.info)
             .finish()
     }
@@ -92,29 +100,36 @@ impl RedisTarget {
     /// the persistence settings for the label.
     pub async fn connect(url: &str, clients: usize) -> anyhow::Result<RedisTarget> {
         let client = redis::Client::open(url).with_context(|| format!("Redis URL {url}"))?;
-        let mut conns = Vec::with_capacity(clients.max(1));
-        for _ in 0..clients.max(1) {
-            conns.push(
-                client
-                    .get_multiplexed_async_connection()
+        let addr = match &client.get_connection_info().addr {
+            redis::ConnectionAddr::Tcp(host, port) => {
+                tokio::net::lookup_host((host.as_str(), *port))
                     .await
-                    .with_context(|| format!("connecting to Redis at {url}; is it running?"))?,
-            );
-        }
-        let first = conns.first_mut().context("no connection")?;
-        let appendonly = config_get(first, "appendonly").await?;
-        let appendfsync = config_get(first, "appendfsync").await?;
-        let save = config_get(first, "save").await?;
+                    .with_context(|| format!("resolving {host}"))?
+                    .next()
+                    .with_context(|| format!("{host} resolves to no address"))?
+            }
+            other => anyhow::bail!("only plain TCP Redis URLs are supported, not {other:?}"),
+        };
+        let mut admin = client
+            .get_multiplexed_async_connection()
+            .await
+            .with_context(|| format!("connecting to Redis at {url}; is it running?"))?;
+        let appendonly = config_get(&mut admin, "appendonly").await?;
+        let appendfsync = config_get(&mut admin, "appendfsync").await?;
+        let save = config_get(&mut admin, "save").await?;
         let (name, description, durable) = persistence_label(&appendonly, &appendfsync, &save);
         let script = redis::Script::new(CLAIM_LUA);
-        script
+        let sha = script
             .prepare_invoke()
-            .load_async(first)
+            .load_async(&mut admin)
             .await
             .context("SCRIPT LOAD of the claim script")?;
         Ok(RedisTarget {
-            conns,
-            script,
+            admin,
+            conns: (0..clients.max(1))
+                .map(|_| Mutex::new(Conn::new(addr)))
+                .collect(),
+            sha,
             info: TargetInfo {
                 name,
                 description,
@@ -132,7 +147,7 @@ impl ClaimTarget for RedisTarget {
     }
 
     async fn open_round(&self, stock: u64) -> anyhow::Result<RedisRound> {
-        let mut conn = self.conns.first().context("no connection")?.clone();
+        let mut conn = self.admin.clone();
         let n: u64 = conn
             .incr(format!("{KEY_PREFIX}:rounds"), 1)
             .await
@@ -153,25 +168,31 @@ impl ClaimTarget for RedisTarget {
         let Some(conn) = self.conns.get(client % self.conns.len().max(1)) else {
             return Outcome::Error("no connection".into());
         };
-        let mut conn = conn.clone();
-        let r: redis::RedisResult<i64> = self
-            .script
-            .key(&round.stock)
-            .key(&round.holders)
-            .arg(person)
-            .invoke_async(&mut conn)
-            .await;
-        match r {
-            Ok(1) => Outcome::Granted,
-            Ok(0) => Outcome::SoldOut,
-            Ok(-1) => Outcome::Limited,
-            Ok(other) => Outcome::Error(format!("the script answered {other}")),
-            Err(e) => Outcome::Error(format!("redis: {e}")),
+        let person = person.to_string();
+        let mut command = Vec::with_capacity(128);
+        resp_command(
+            &mut command,
+            &[
+                b"EVALSHA",
+                self.sha.as_bytes(),
+                b"2",
+                round.stock.as_bytes(),
+                round.holders.as_bytes(),
+                person.as_bytes(),
+            ],
+        );
+        match conn.lock().await.resp_line(&command).await {
+            Ok(Ok(1)) => Outcome::Granted,
+            Ok(Ok(0)) => Outcome::SoldOut,
+            Ok(Ok(-1)) => Outcome::Limited,
+            Ok(Ok(other)) => Outcome::Error(format!("the script answered {other}")),
+            Ok(Err(e)) => Outcome::Error(format!("redis: {e}")),
+            Err(e) => Outcome::Error(format!("transport: {e}")),
         }
     }
 
     async fn verify(&self, round: &RedisRound) -> anyhow::Result<StoreCounts> {
-        let mut conn = self.conns.first().context("no connection")?.clone();
+        let mut conn = self.admin.clone();
         let left: i64 = conn.get(&round.stock).await.context("GET stock")?;
         let granted: u64 = conn.scard(&round.holders).await.context("SCARD")?;
         // A set holds each member once, so its members are distinct by construction;

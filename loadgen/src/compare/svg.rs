@@ -38,7 +38,9 @@ pub fn nice_max(v: f64) -> f64 {
 }
 
 fn fmt_num(v: f64) -> String {
-    if v >= 10_000.0 {
+    if v == 0.0 {
+        "0".to_owned()
+    } else if v >= 10_000.0 {
         format!("{:.0}k", v / 1_000.0)
     } else if v >= 100.0 {
         format!("{v:.0}")
@@ -153,7 +155,7 @@ fn curve(out: &mut String, top: f64, r: &CompareReport) -> f64 {
             .map(|p| p.latency_ms.p99)
             .fold(P99_AT_HALF_PEAK_GOAL_MS * 2.0, f64::max),
     );
-    let ymin_ms = 0.05f64;
+    let ymin_ms = 0.1f64;
     let ys = |v: f64| {
         let v = v.clamp(ymin_ms, ymax_ms);
         y0 + h - (v.log10() - ymin_ms.log10()) / (ymax_ms.log10() - ymin_ms.log10()) * h
