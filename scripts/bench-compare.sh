@@ -31,8 +31,8 @@
 #      it started, whatever happens (trap).
 #
 # Knobs (environment):
-#   BENCH_PERSONS=100000     distinct persons (each grabs once)
-#   BENCH_STOCK=80000        units per round (below BENCH_PERSONS so every round sells out)
+#   BENCH_PERSONS=50000      distinct persons (each grabs once)
+#   BENCH_STOCK=40000        units per round (below BENCH_PERSONS so every round sells out)
 #   BENCH_REPEAT=0.1         second grabs as a fraction of persons (must meet the limit)
 #   BENCH_CLIENTS=64         concurrent clients per target
 #   BENCH_REPS=3             closed-loop runs per target, interleaved
@@ -59,8 +59,8 @@ if [[ $# -gt 0 ]]; then
   exit 2
 fi
 
-PERSONS=${BENCH_PERSONS:-100000}
-STOCK=${BENCH_STOCK:-80000}
+PERSONS=${BENCH_PERSONS:-50000}
+STOCK=${BENCH_STOCK:-40000}
 REPEAT=${BENCH_REPEAT:-0.1}
 CLIENTS=${BENCH_CLIENTS:-64}
 REPS=${BENCH_REPS:-3}

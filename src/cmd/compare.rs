@@ -33,10 +33,10 @@ pub struct Compare {
     #[arg(long)]
     postgres: Option<String>,
     /// Distinct persons; each grabs once, some twice.
-    #[arg(long, default_value_t = 100_000)]
+    #[arg(long, default_value_t = 50_000)]
     persons: u64,
     /// Units of stock per round (less than persons, so rounds sell out).
-    #[arg(long, default_value_t = 80_000)]
+    #[arg(long, default_value_t = 40_000)]
     stock: u64,
     /// Second grabs, as a fraction of persons (the limit must refuse them).
     #[arg(long, default_value_t = 0.1)]

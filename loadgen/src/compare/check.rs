@@ -40,7 +40,10 @@ pub fn check(stock: u64, seen: &DriveResult, store: &StoreCounts) -> Correctness
         problems.push(format!(
             "{} claims failed (e.g. {:?}); a run with errors proves nothing",
             seen.errors,
-            seen.error_examples.first().map(String::as_str).unwrap_or("")
+            seen.error_examples
+                .first()
+                .map(String::as_str)
+                .unwrap_or("")
         ));
     }
     if store.distinct_persons != store.granted {

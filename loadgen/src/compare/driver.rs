@@ -180,8 +180,8 @@ fn merge(
     sent_prefix: usize,
     cut_short: bool,
 ) -> DriveResult {
-    let mut hist = Histogram::<u64>::new_with_bounds(1, LATENCY_US_MAX, LATENCY_SIGNIFICANT_DIGITS)
-        .ok();
+    let mut hist =
+        Histogram::<u64>::new_with_bounds(1, LATENCY_US_MAX, LATENCY_SIGNIFICANT_DIGITS).ok();
     let mut counts = [0u64; 4];
     let mut times_granted = vec![0u8; seq.persons_total() as usize];
     let mut twice = 0u64;
@@ -221,7 +221,11 @@ fn merge(
         errors: counts[3],
         error_examples,
         wall_s,
-        claims_per_s: if wall_s > 0.0 { sent as f64 / wall_s } else { 0.0 },
+        claims_per_s: if wall_s > 0.0 {
+            sent as f64 / wall_s
+        } else {
+            0.0
+        },
         latency_ms: LatencyMs {
             p50: ms(0.5),
             p99: ms(0.99),

@@ -81,15 +81,23 @@ impl HttpTarget {
             .await
             .context("minting resident tokens")?;
         let url = reqwest::Url::parse(base).with_context(|| format!("server URL {base}"))?;
-        anyhow::ensure!(url.scheme() == "http", "only plain http:// servers are supported, not {base}");
-        let host = url.host_str().context("the server URL has no host")?.to_owned();
+        anyhow::ensure!(
+            url.scheme() == "http",
+            "only plain http:// servers are supported, not {base}"
+        );
+        let host = url
+            .host_str()
+            .context("the server URL has no host")?
+            .to_owned();
         let port = url.port_or_known_default().unwrap_or(80);
         let addr: SocketAddr = tokio::net::lookup_host((host.as_str(), port))
             .await
             .with_context(|| format!("resolving {host}"))?
             .next()
             .with_context(|| format!("{host} resolves to no address"))?;
-        let conns = (0..clients.max(1)).map(|_| Mutex::new(Conn::new(addr))).collect();
+        let conns = (0..clients.max(1))
+            .map(|_| Mutex::new(Conn::new(addr)))
+            .collect();
         Ok(HttpTarget {
             api,
             manager: manager.to_owned(),
@@ -97,6 +105,53 @@ impl HttpTarget {
             host: format!("{host}:{port}"),
             tokens,
         })
+    }
+}
+
+/// The server's cumulative group-commit counters (Prometheus), to say per run how many
+/// durable writes its claims took.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct JournalCounters {
+    /// Journal writes (each one fsynced).
+    pub writes: f64,
+    /// Events in them.
+    pub events: f64,
+    /// Seconds the shards spent in them.
+    pub sync_s: f64,
+}
+
+/// Reads [`JournalCounters`] from a `/metrics` text (absent series count as zero).
+pub fn parse_journal_counters(text: &str) -> JournalCounters {
+    let mut c = JournalCounters::default();
+    for line in text.lines() {
+        let mut parts = line.split_whitespace();
+        let (Some(name), Some(value)) = (parts.next(), parts.next()) else {
+            continue;
+        };
+        let Ok(v) = value.parse::<f64>() else {
+            continue;
+        };
+        match name {
+            "yunquan_journal_sync_seconds_count" => c.writes = v,
+            "yunquan_journal_sync_seconds_sum" => c.sync_s = v,
+            "yunquan_journal_batch_events_sum" => c.events = v,
+            _ => {}
+        }
+    }
+    c
+}
+
+impl HttpTarget {
+    /// The server's journal counters now; `None` if `/metrics` cannot be read.
+    pub async fn journal_counters(&self) -> Option<JournalCounters> {
+        let resp = self
+            .api
+            .unauthenticated(reqwest::Method::GET, "/metrics")
+            .send()
+            .await
+            .ok()?;
+        let text = resp.text().await.ok()?;
+        Some(parse_journal_counters(&text))
     }
 }
 
@@ -200,6 +255,19 @@ impl ClaimTarget for HttpTarget {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn journal_counters_are_read_from_metrics_text() {
+        let text = "# TYPE yunquan_journal_sync_seconds histogram\n\
+            yunquan_journal_sync_seconds_bucket{le=\"0.001\"} 3\n\
+            yunquan_journal_sync_seconds_sum 0.25\n\
+            yunquan_journal_sync_seconds_count 100\n\
+            yunquan_journal_batch_events_sum 1200\n\
+            yunquan_journal_batch_events_count 100\n";
+        let c = parse_journal_counters(text);
+        assert_eq!((c.writes, c.events, c.sync_s), (100.0, 1200.0, 0.25));
+        assert_eq!(parse_journal_counters(""), JournalCounters::default());
+    }
 
     #[test]
     fn replies_are_sorted_by_status_and_reason() {

@@ -116,8 +116,14 @@ impl PostgresTarget {
                 Some(c) => c,
                 None => open(url).await?,
             };
-            let insert = client.prepare(INSERT_SQL).await.context("preparing INSERT")?;
-            let update = client.prepare(UPDATE_SQL).await.context("preparing UPDATE")?;
+            let insert = client
+                .prepare(INSERT_SQL)
+                .await
+                .context("preparing INSERT")?;
+            let update = client
+                .prepare(UPDATE_SQL)
+                .await
+                .context("preparing UPDATE")?;
             conns.push(Conn {
                 client,
                 insert,

@@ -75,7 +75,11 @@ async fn config_get(conn: &mut MultiplexedConnection, name: &str) -> anyhow::Res
 }
 
 /// Name and words for the server's persistence settings.
-pub fn persistence_label(appendonly: &str, appendfsync: &str, save: &str) -> (String, String, bool) {
+pub fn persistence_label(
+    appendonly: &str,
+    appendfsync: &str,
+    save: &str,
+) -> (String, String, bool) {
     match (appendonly, save.trim().is_empty()) {
         ("no", true) => (
             "redis-lua-none".into(),

@@ -16,6 +16,29 @@ pub const POSTGRES_FACTOR_GOAL: f64 = 20.0;
 /// Goal: p99 at half of yunquan's peak, in milliseconds, at most.
 pub const P99_AT_HALF_PEAK_GOAL_MS: f64 = 5.0;
 
+/// How yunquan's group commit went during one run (from the server's metrics).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct JournalFigures {
+    /// Durable (fsynced) journal writes.
+    pub writes: u64,
+    /// Claims and other events per write, on average.
+    pub events_per_write: f64,
+    /// Time of one write, on average, in milliseconds.
+    pub sync_ms_mean: f64,
+}
+
+impl JournalFigures {
+    /// From counters read before and after a run: (writes, events, sync seconds).
+    pub fn between(before: (f64, f64, f64), after: (f64, f64, f64)) -> Option<JournalFigures> {
+        let writes = after.0 - before.0;
+        (writes > 0.0).then(|| JournalFigures {
+            writes: writes as u64,
+            events_per_write: (after.1 - before.1) / writes,
+            sync_ms_mean: (after.2 - before.2) * 1_000.0 / writes,
+        })
+    }
+}
+
 /// One measured run.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct RunRecord {
@@ -31,6 +54,8 @@ pub struct RunRecord {
     pub seen: DriveResult,
     /// The correctness verdict from the target's store.
     pub correctness: Correctness,
+    /// Group-commit figures, where the target exports them.
+    pub journal: Option<JournalFigures>,
 }
 
 /// Median, min and max.
@@ -83,6 +108,10 @@ pub struct Row {
     pub problems: Vec<String>,
     /// Median claims/s over yunquan-http's median (None without that target).
     pub ratio_to_reference: Option<f64>,
+    /// Runs the time limit stopped before every claim was sent.
+    pub cut_short_runs: usize,
+    /// Medians of the group-commit figures, where the target exports them.
+    pub journal: Option<JournalFigures>,
 }
 
 /// One point of the latency-vs-offered-load curve.
@@ -184,6 +213,22 @@ pub fn rows(targets: &[TargetInfo], runs: &[RunRecord]) -> Vec<Row> {
                     })
                     .collect(),
                 ratio_to_reference: None,
+                cut_short_runs: mine.iter().filter(|r| r.seen.cut_short).count(),
+                journal: {
+                    let j: Vec<JournalFigures> = mine.iter().filter_map(|r| r.journal).collect();
+                    (!j.is_empty()).then(|| JournalFigures {
+                        writes: Spread::of(&j.iter().map(|x| x.writes as f64).collect::<Vec<_>>())
+                            .median as u64,
+                        events_per_write: Spread::of(
+                            &j.iter().map(|x| x.events_per_write).collect::<Vec<_>>(),
+                        )
+                        .median,
+                        sync_ms_mean: Spread::of(
+                            &j.iter().map(|x| x.sync_ms_mean).collect::<Vec<_>>(),
+                        )
+                        .median,
+                    })
+                },
             }
         })
         .collect();
@@ -231,9 +276,9 @@ pub fn goals(rows: &[Row], sweep: &[SweepPoint]) -> Vec<Goal> {
             ),
             _ => "not measured".into(),
         },
-        met: yq.zip(pg).map(|(y, p)| {
-            y.claims_per_s.median >= POSTGRES_FACTOR_GOAL * p.claims_per_s.median
-        }),
+        met: yq
+            .zip(pg)
+            .map(|(y, p)| y.claims_per_s.median >= POSTGRES_FACTOR_GOAL * p.claims_per_s.median),
     });
     let half = sweep
         .iter()
@@ -327,6 +372,22 @@ pub fn table(r: &CompareReport) -> String {
     put(&header.map(str::to_owned));
     for l in &lines {
         put(l);
+    }
+    for row in &r.rows {
+        if row.cut_short_runs > 0 {
+            let _ = writeln!(
+                out,
+                "  {}: {} of {} runs hit the time limit before every claim was sent (checked against the claims that were)",
+                row.target.name, row.cut_short_runs, row.runs
+            );
+        }
+        if let Some(j) = row.journal {
+            let _ = writeln!(
+                out,
+                "  {}: {:.1} events per durable journal write, {:.2} ms per write (medians)",
+                row.target.name, j.events_per_write, j.sync_ms_mean
+            );
+        }
     }
     for row in r.rows.iter().filter(|row| !row.correct) {
         for p in &row.problems {

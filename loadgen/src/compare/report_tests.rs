@@ -39,6 +39,7 @@ fn run(target: &str, rep: usize, per_s: f64, p99: f64, store: StoreCounts) -> Ru
         offered_per_s: None,
         seen,
         correctness,
+        journal: None,
     }
 }
 
@@ -155,7 +156,9 @@ fn an_incorrect_run_marks_its_target_and_says_where() {
     assert!(pg.problems[0].starts_with("run 2: "), "{:?}", pg.problems);
     let text = table(&r);
     assert!(text.contains("postgres-row: run 2:"), "{text}");
-    assert!(text.lines().any(|l| l.starts_with("postgres-row") && l.contains("NO")));
+    assert!(text
+        .lines()
+        .any(|l| l.starts_with("postgres-row") && l.contains("NO")));
 }
 
 #[test]
@@ -179,7 +182,10 @@ fn the_table_lists_every_target_with_its_ratio() {
     }
     assert!(text.contains("50000 (40000..60000)"), "{text}");
     assert!(text.contains("1.20x") && text.contains("0.04x"), "{text}");
-    assert!(text.contains("[NOT MET]") && text.contains("[met]"), "{text}");
+    assert!(
+        text.contains("[NOT MET]") && text.contains("[met]"),
+        "{text}"
+    );
     assert!(text.contains(" 50% of peak"), "{text}");
 }
 
@@ -189,7 +195,11 @@ fn the_svg_is_well_formed_and_escapes_names() {
     r.rows[1].target.name = "redis<&>".into();
     let s = svg::render(&r);
     assert!(s.starts_with("<svg") && s.trim_end().ends_with("</svg>"));
-    for name in ["yunquan-http", "redis&lt;&amp;&gt;", "postgres-row (INCORRECT)"] {
+    for name in [
+        "yunquan-http",
+        "redis&lt;&amp;&gt;",
+        "postgres-row (INCORRECT)",
+    ] {
         assert!(s.contains(name), "{name} missing");
     }
     assert!(s.contains("p99 goal 5 ms"));
@@ -197,7 +207,19 @@ fn the_svg_is_well_formed_and_escapes_names() {
     // Every opened element is closed or self-closing.
     let opened = s.matches("<text").count();
     assert_eq!(opened, s.matches("</text>").count());
-    assert!(s.matches("<circle").count() >= 6, "three series of two points");
+    assert!(
+        s.matches("<circle").count() >= 6,
+        "three series of two points"
+    );
+}
+
+#[test]
+fn journal_figures_are_differences_per_write() {
+    let j = JournalFigures::between((10.0, 100.0, 0.01), (110.0, 1_300.0, 0.11)).unwrap();
+    assert_eq!(j.writes, 100);
+    assert!((j.events_per_write - 12.0).abs() < 1e-9);
+    assert!((j.sync_ms_mean - 1.0).abs() < 1e-9);
+    assert!(JournalFigures::between((5.0, 0.0, 0.0), (5.0, 0.0, 0.0)).is_none());
 }
 
 #[test]

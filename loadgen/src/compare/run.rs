@@ -8,7 +8,7 @@ use super::http::HttpTarget;
 use super::inprocess::InProcessTarget;
 use super::postgres::PostgresTarget;
 use super::redis::RedisTarget;
-use super::report::{self, CompareReport, Machine, RunRecord, Spread, SweepPoint};
+use super::report::{self, CompareReport, JournalFigures, Machine, RunRecord, Spread, SweepPoint};
 use super::target::{ClaimTarget, TargetInfo};
 use super::workload::{Sequence, WorkloadSpec};
 use std::path::PathBuf;
@@ -96,7 +96,34 @@ impl AnyTarget {
         }
     }
 
+    /// Group-commit counters (writes, events, sync seconds), where the target has them.
+    async fn journal(&self) -> Option<(f64, f64, f64)> {
+        match self {
+            AnyTarget::Http(t) => t
+                .journal_counters()
+                .await
+                .map(|c| (c.writes, c.events, c.sync_s)),
+            _ => None,
+        }
+    }
+
+    /// One run, with the group-commit figures around it where there are any.
     async fn measure(
+        &self,
+        seq: &Arc<Sequence>,
+        stock: u64,
+        spec: RunSpec,
+    ) -> anyhow::Result<(Measured, Option<JournalFigures>)> {
+        let before = self.journal().await;
+        let measured = self.measure_only(seq, stock, spec).await?;
+        let after = self.journal().await;
+        let journal = before
+            .zip(after)
+            .and_then(|(b, a)| JournalFigures::between(b, a));
+        Ok((measured, journal))
+    }
+
+    async fn measure_only(
         &self,
         seq: &Arc<Sequence>,
         stock: u64,
@@ -159,6 +186,12 @@ fn say(record: &RunRecord) {
             format!("INCORRECT: {}", record.correctness.problems.join("; "))
         }
     );
+    if let Some(j) = record.journal {
+        eprintln!(
+            "    group commit: {} durable writes, {:.1} events each, {:.2} ms each",
+            j.writes, j.events_per_write, j.sync_ms_mean
+        );
+    }
 }
 
 /// Starts the targets, runs everything, and returns the report.
@@ -206,7 +239,8 @@ pub async fn run(config: CompareConfig) -> anyhow::Result<CompareReport> {
     };
     for rep in 1..=config.reps.max(1) {
         for (target, info) in targets.iter().zip(&infos) {
-            let (seen, correctness) = target.measure(&seq, config.workload.stock, peak).await?;
+            let ((seen, correctness), journal) =
+                target.measure(&seq, config.workload.stock, peak).await?;
             let record = RunRecord {
                 target: info.name.clone(),
                 phase: "peak".into(),
@@ -214,6 +248,7 @@ pub async fn run(config: CompareConfig) -> anyhow::Result<CompareReport> {
                 offered_per_s: None,
                 seen,
                 correctness,
+                journal,
             };
             say(&record);
             runs.push(record);
@@ -244,7 +279,8 @@ pub async fn run(config: CompareConfig) -> anyhow::Result<CompareReport> {
                 requests,
                 duration_s_max: config.sweep_duration_s * 2.0 + 5.0,
             };
-            let (seen, correctness) = target.measure(&seq, config.workload.stock, spec).await?;
+            let ((seen, correctness), journal) =
+                target.measure(&seq, config.workload.stock, spec).await?;
             let record = RunRecord {
                 target: info.name.clone(),
                 phase: "sweep".into(),
@@ -252,6 +288,7 @@ pub async fn run(config: CompareConfig) -> anyhow::Result<CompareReport> {
                 offered_per_s: Some(rate),
                 seen,
                 correctness,
+                journal,
             };
             say(&record);
             sweep.push(SweepPoint {

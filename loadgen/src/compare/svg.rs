@@ -51,20 +51,32 @@ fn fmt_num(v: f64) -> String {
     }
 }
 
+/// One bar of a chart.
+struct Bar {
+    /// Label left of the bar.
+    name: String,
+    /// Length.
+    value: f64,
+    /// Min..max whisker, if any.
+    whisker: Option<(f64, f64)>,
+    /// Fill colour.
+    color: &'static str,
+}
+
+/// A latency series of the curve: name, colour, which percentile.
+type Series = (
+    &'static str,
+    &'static str,
+    fn(&super::driver::LatencyMs) -> f64,
+);
+
 /// One horizontal bar chart; returns the height it used.
-#[allow(clippy::too_many_arguments)]
-fn bars(
-    out: &mut String,
-    top: f64,
-    title: &str,
-    items: &[(String, f64, Option<(f64, f64)>, &str)],
-    unit: &str,
-) -> f64 {
+fn bars(out: &mut String, top: f64, title: &str, items: &[Bar], unit: &str) -> f64 {
     let plot_w = WIDTH_PX - LABEL_PX - RIGHT_PX;
     let max = nice_max(
         items
             .iter()
-            .map(|(_, v, w, _)| w.map_or(*v, |(_, hi)| hi.max(*v)))
+            .map(|b| b.whisker.map_or(b.value, |(_, hi)| hi.max(b.value)))
             .fold(0.0, f64::max),
     );
     let _ = writeln!(
@@ -74,7 +86,8 @@ fn bars(
         esc(title)
     );
     let y0 = top + 34.0;
-    for (i, (name, v, whisker, color)) in items.iter().enumerate() {
+    for (i, bar) in items.iter().enumerate() {
+        let (name, v, whisker, color) = (&bar.name, &bar.value, &bar.whisker, bar.color);
         let y = y0 + i as f64 * (BAR_PX + 8.0);
         let w = (v / max * plot_w).max(1.0);
         let _ = writeln!(
@@ -210,7 +223,7 @@ fn curve(out: &mut String, top: f64, r: &CompareReport) -> f64 {
         x0 + w + 6.0,
         goal_y + 4.0
     );
-    let series: [(&str, &str, fn(&super::driver::LatencyMs) -> f64); 3] = [
+    let series: [Series; 3] = [
         ("p50", "#2e86c1", |l| l.p50),
         ("p99", "#d35400", |l| l.p99),
         ("p999", "#7d3c98", |l| l.p999),
@@ -265,32 +278,28 @@ pub fn render(r: &CompareReport) -> String {
             "#d4ac0d"
         }
     };
-    let throughput: Vec<(String, f64, Option<(f64, f64)>, &str)> = r
+    let throughput: Vec<Bar> = r
         .rows
         .iter()
-        .map(|row| {
-            (
-                format!(
-                    "{}{}",
-                    row.target.name,
-                    if row.correct { "" } else { " (INCORRECT)" }
-                ),
-                row.claims_per_s.median,
-                Some((row.claims_per_s.min, row.claims_per_s.max)),
-                color(row.target.durable, &row.target.name),
-            )
+        .map(|row| Bar {
+            name: format!(
+                "{}{}",
+                row.target.name,
+                if row.correct { "" } else { " (INCORRECT)" }
+            ),
+            value: row.claims_per_s.median,
+            whisker: Some((row.claims_per_s.min, row.claims_per_s.max)),
+            color: color(row.target.durable, &row.target.name),
         })
         .collect();
-    let p99: Vec<(String, f64, Option<(f64, f64)>, &str)> = r
+    let p99: Vec<Bar> = r
         .rows
         .iter()
-        .map(|row| {
-            (
-                row.target.name.clone(),
-                row.latency_ms.p99,
-                None,
-                color(row.target.durable, &row.target.name),
-            )
+        .map(|row| Bar {
+            name: row.target.name.clone(),
+            value: row.latency_ms.p99,
+            whisker: None,
+            color: color(row.target.durable, &row.target.name),
         })
         .collect();
     let mut body = String::new();

@@ -64,6 +64,8 @@ pub trait ClaimTarget: Send + Sync + 'static {
     ) -> impl Future<Output = Outcome> + Send;
 
     /// Reads the round back from the target's own store.
-    fn verify(&self, round: &Self::Round)
-        -> impl Future<Output = anyhow::Result<StoreCounts>> + Send;
+    fn verify(
+        &self,
+        round: &Self::Round,
+    ) -> impl Future<Output = anyhow::Result<StoreCounts>> + Send;
 }

@@ -275,7 +275,11 @@ mod tests {
         let server = tokio::spawn(async move {
             let (mut s, _) = listener.accept().await.unwrap();
             let mut buf = [0u8; 1024];
-            for reply in [&b":-1\r\n"[..], b"-NOSCRIPT No matching script\r\n", b"+OK\r\n"] {
+            for reply in [
+                &b":-1\r\n"[..],
+                b"-NOSCRIPT No matching script\r\n",
+                b"+OK\r\n",
+            ] {
                 let _ = s.read(&mut buf).await.unwrap();
                 s.write_all(reply).await.unwrap();
             }

@@ -134,7 +134,10 @@ mod tests {
             }
             count[p] += 1;
         }
-        assert!(first_at.iter().all(|&i| i != usize::MAX), "someone never claims");
+        assert!(
+            first_at.iter().all(|&i| i != usize::MAX),
+            "someone never claims"
+        );
         assert_eq!(count.iter().map(|&c| u64::from(c)).sum::<u64>(), 1_200);
         assert!(count.iter().filter(|&&c| c > 1).count() > 100);
         assert_eq!(s.distinct_in_prefix(s.len()), 1_000);
