@@ -36,7 +36,8 @@
 #   BENCH_REPEAT=0.1         second grabs as a fraction of persons (must meet the limit)
 #   BENCH_CLIENTS=64         concurrent clients per target
 #   BENCH_REPS=3             closed-loop runs per target, interleaved
-#   BENCH_SWEEP=0.1,0.25,0.5,0.75,0.9   offered loads of the curve (fractions of peak)
+#   BENCH_SWEEP=0.1,0.25,0.5,0.75,0.9   offered loads of the curve (fractions of peak;
+#                            empty skips the curve)
 #   BENCH_SWEEP_S=3          seconds per paced run of the curve
 #   BENCH_TARGETS="yunquan-http yunquan-inprocess redis-none redis-aof postgres"
 #                            which targets to run
@@ -64,7 +65,7 @@ STOCK=${BENCH_STOCK:-40000}
 REPEAT=${BENCH_REPEAT:-0.1}
 CLIENTS=${BENCH_CLIENTS:-64}
 REPS=${BENCH_REPS:-3}
-SWEEP=${BENCH_SWEEP:-0.1,0.25,0.5,0.75,0.9}
+SWEEP=${BENCH_SWEEP-0.1,0.25,0.5,0.75,0.9}
 SWEEP_S=${BENCH_SWEEP_S:-3}
 TARGETS=${BENCH_TARGETS:-yunquan-http yunquan-inprocess redis-none redis-aof postgres}
 SERVE_ARGS=${BENCH_SERVE_ARGS:-}

@@ -50,9 +50,10 @@ pub struct Compare {
     /// A peak run starts no claim after this many seconds (it is then flagged).
     #[arg(long, default_value_t = 120.0)]
     run_duration_s_max: f64,
-    /// Offered loads of yunquan-http's latency curve, as fractions of its median peak.
-    #[arg(long, value_delimiter = ',', default_value = "0.1,0.25,0.5,0.75,0.9")]
-    sweep: Vec<f64>,
+    /// Offered loads of yunquan-http's latency curve, as comma-separated fractions of its
+    /// median peak; empty skips the curve.
+    #[arg(long, default_value = "0.1,0.25,0.5,0.75,0.9")]
+    sweep: String,
     /// Length of each paced run of the curve, in seconds.
     #[arg(long, default_value_t = 3.0)]
     sweep_duration_s: f64,
@@ -65,6 +66,24 @@ pub struct Compare {
     /// Where to write the SVG plot.
     #[arg(long, default_value = "target/bench-compare.svg")]
     svg: PathBuf,
+}
+
+/// `0.1,0.5` -> [0.1, 0.5]; an empty text is no fraction at all.
+fn parse_fractions(text: &str) -> anyhow::Result<Vec<f64>> {
+    text.split(',')
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .map(|t| {
+            let f: f64 = t
+                .parse()
+                .with_context(|| format!("--sweep: {t:?} is not a number"))?;
+            anyhow::ensure!(
+                f.is_finite() && f > 0.0,
+                "--sweep: {t} must be a fraction of the peak above 0 (e.g. 0.5)"
+            );
+            Ok(f)
+        })
+        .collect()
 }
 
 impl Compare {
@@ -82,6 +101,7 @@ impl Compare {
             None => std::thread::available_parallelism()
                 .map_or(1, |n| u32::try_from(n.get()).unwrap_or(1)),
         };
+        let sweep = parse_fractions(&self.sweep)?;
         anyhow::ensure!(
             self.stock <= self.persons,
             "--stock ({}) above --persons ({}) would never sell out",
@@ -98,7 +118,7 @@ impl Compare {
             clients: self.clients,
             reps: self.reps,
             run_duration_s_max: self.run_duration_s_max,
-            sweep_fractions: self.sweep,
+            sweep_fractions: sweep,
             sweep_duration_s: self.sweep_duration_s,
             targets: Targets {
                 yunquan_http,
