@@ -152,3 +152,20 @@ impl Compare {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::parse_fractions;
+
+    #[test]
+    fn sweep_lists_parse_and_bad_ones_are_refused() {
+        assert_eq!(
+            parse_fractions("0.1, 0.5,0.9").unwrap(),
+            vec![0.1, 0.5, 0.9]
+        );
+        assert!(parse_fractions("").unwrap().is_empty());
+        assert!(parse_fractions("0.5,x").is_err());
+        assert!(parse_fractions("0").is_err());
+        assert!(parse_fractions("-1").is_err());
+    }
+}
