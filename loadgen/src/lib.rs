@@ -12,6 +12,7 @@ pub mod audit;
 pub mod basket;
 pub mod campaign;
 pub mod client;
+pub mod compare;
 pub mod plan;
 pub mod population;
 pub mod progress;

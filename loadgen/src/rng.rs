@@ -25,6 +25,8 @@ pub enum Stream {
     Retry = 6,
     /// What happens to one granted coupon.
     Redeem = 7,
+    /// Order of the comparison workload's claims.
+    Compare = 8,
 }
 
 /// SplitMix64 finaliser: a cheap, well-mixed 64-bit hash.

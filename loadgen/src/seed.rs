@@ -116,7 +116,7 @@ async fn import_chunk(
 }
 
 /// Streams `n` NDJSON lines made by `line` to `route`, a chunk per request.
-async fn import<F>(
+pub(crate) async fn import<F>(
     api: &Api,
     token: &str,
     route: &str,

@@ -1,6 +1,7 @@
 //! Command-line commands, one file each.
 
 mod audit;
+mod compare;
 mod demo;
 mod loadgen;
 mod serve;
@@ -29,6 +30,8 @@ pub enum Command {
     Loadgen(loadgen::Loadgen),
     /// Check the invariants offline from a data directory.
     Audit(audit::Audit),
+    /// The same claim workload against yunquan, Redis (Lua) and PostgreSQL (row lock), side by side.
+    Compare(compare::Compare),
     /// Mint a bearer token signed with a data directory's key.
     Token(token::Token),
 }
@@ -41,6 +44,7 @@ impl Command {
             Command::Demo(c) => c.run().await,
             Command::Loadgen(c) => c.run().await,
             Command::Audit(c) => c.run().await,
+            Command::Compare(c) => c.run().await,
             Command::Token(c) => c.run().await,
         }
     }
