@@ -18,14 +18,6 @@ const SCENARIO_EMBEDDED: &str = include_str!("../../scenarios/guizhou-flash-roun
 const REPORT_PATH: &str = "report.json";
 /// Lifetime of the demo's manager token, in seconds.
 const MANAGER_TOKEN_TTL_S: i64 = 24 * 3_600;
-/// Engine tuning for a demo: the same as `yunquan serve`'s defaults.
-const MAILBOX_COMMANDS_MAX: usize = 65_536;
-/// Most events one journal write carries.
-const BATCH_EVENTS_MAX: usize = 8_192;
-/// Events between snapshots.
-const SNAPSHOT_EVERY_EVENTS: u64 = 1_000_000;
-/// Idempotency keys remembered per shard.
-const IDEMPOTENCY_KEYS_MAX: usize = 1_000_000;
 
 /// Arguments of `yunquan demo`.
 #[derive(Debug, clap::Args)]
@@ -68,14 +60,7 @@ impl Demo {
         let shards = std::thread::available_parallelism()
             .map(|n| n.get())
             .unwrap_or(1);
-        let config = EngineConfig {
-            data_dir: data.clone(),
-            shards: u32::try_from(shards).unwrap_or(1),
-            mailbox_commands_max: MAILBOX_COMMANDS_MAX,
-            batch_events_max: BATCH_EVENTS_MAX,
-            snapshot_every_events: SNAPSHOT_EVERY_EVENTS,
-            idempotency_keys_max: IDEMPOTENCY_KEYS_MAX,
-        };
+        let config = EngineConfig::new(data.clone(), u32::try_from(shards).unwrap_or(1));
         let clock: Clock = Arc::new(yunquan_actors::wall_clock_ms);
         let engine = tokio::task::spawn_blocking(move || Engine::start(config, clock))
             .await

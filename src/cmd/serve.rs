@@ -22,16 +22,16 @@ pub struct Serve {
     #[arg(long)]
     shards: Option<u32>,
     /// Commands a shard mailbox holds before callers get 503 `overloaded`.
-    #[arg(long, default_value_t = 65_536)]
+    #[arg(long, default_value_t = EngineConfig::MAILBOX_COMMANDS_MAX_DEFAULT)]
     mailbox_commands_max: usize,
     /// Most events one journal write (group commit) carries.
-    #[arg(long, default_value_t = 8_192)]
+    #[arg(long, default_value_t = EngineConfig::BATCH_EVENTS_MAX_DEFAULT)]
     batch_events_max: usize,
     /// A shard snapshots after this many events since its last snapshot.
-    #[arg(long, default_value_t = 1_000_000)]
+    #[arg(long, default_value_t = EngineConfig::SNAPSHOT_EVERY_EVENTS_DEFAULT)]
     snapshot_every_events: u64,
     /// Idempotency keys and POS request numbers remembered per shard.
-    #[arg(long, default_value_t = 1_000_000)]
+    #[arg(long, default_value_t = EngineConfig::IDEMPOTENCY_KEYS_MAX_DEFAULT)]
     idempotency_keys_max: usize,
     /// HTTP requests handled at once; more are shed with 503 (default: gateway default).
     #[arg(long)]

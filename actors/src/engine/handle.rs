@@ -67,6 +67,30 @@ pub struct EngineConfig {
     pub idempotency_keys_max: usize,
 }
 
+impl EngineConfig {
+    /// Commands a shard mailbox holds by default: a flash round's first second at one
+    /// shard, with room to spare, in a few megabytes.
+    pub const MAILBOX_COMMANDS_MAX_DEFAULT: usize = 65_536;
+    /// Events one journal write carries at most by default.
+    pub const BATCH_EVENTS_MAX_DEFAULT: usize = 8_192;
+    /// Events between a shard's snapshots by default: recovery replays at most this many.
+    pub const SNAPSHOT_EVERY_EVENTS_DEFAULT: u64 = 1_000_000;
+    /// Idempotency keys and POS request numbers kept per shard by default.
+    pub const IDEMPOTENCY_KEYS_MAX_DEFAULT: usize = 1_000_000;
+
+    /// The settings `yunquan serve` runs with unless told otherwise.
+    pub fn new(data_dir: PathBuf, shards: u32) -> EngineConfig {
+        EngineConfig {
+            data_dir,
+            shards,
+            mailbox_commands_max: Self::MAILBOX_COMMANDS_MAX_DEFAULT,
+            batch_events_max: Self::BATCH_EVENTS_MAX_DEFAULT,
+            snapshot_every_events: Self::SNAPSHOT_EVERY_EVENTS_DEFAULT,
+            idempotency_keys_max: Self::IDEMPOTENCY_KEYS_MAX_DEFAULT,
+        }
+    }
+}
+
 /// Why the engine could not start; each says what to fix.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]

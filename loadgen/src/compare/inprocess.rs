@@ -13,14 +13,6 @@ use std::time::Duration;
 use yunquan_actors::api::{CampaignAction, EngineError, Refusal};
 use yunquan_actors::{Clock, Engine, EngineConfig};
 
-/// `yunquan serve`'s defaults, so this is the engine a deployment runs.
-const MAILBOX_COMMANDS_MAX: usize = 65_536;
-/// Most events one journal write carries (serve's default).
-const BATCH_EVENTS_MAX: usize = 8_192;
-/// Events between snapshots (serve's default).
-const SNAPSHOT_EVERY_EVENTS: u64 = 1_000_000;
-/// Idempotency keys remembered per shard (serve's default).
-const IDEMPOTENCY_KEYS_MAX: usize = 1_000_000;
 /// Residents registered per engine call.
 const REGISTER_CHUNK: u64 = 5_000;
 /// Stats are projections that trail the shards a little; poll this often, in ms...
@@ -69,14 +61,8 @@ impl InProcessTarget {
                 (t.path().to_path_buf(), Some(t))
             }
         };
-        let config = EngineConfig {
-            data_dir: dir.clone(),
-            shards: shards.max(1),
-            mailbox_commands_max: MAILBOX_COMMANDS_MAX,
-            batch_events_max: BATCH_EVENTS_MAX,
-            snapshot_every_events: SNAPSHOT_EVERY_EVENTS,
-            idempotency_keys_max: IDEMPOTENCY_KEYS_MAX,
-        };
+        // `yunquan serve`'s defaults: the same engine a deployment runs.
+        let config = EngineConfig::new(dir.clone(), shards.max(1));
         let clock: Clock = Arc::new(yunquan_actors::wall_clock_ms);
         let engine = tokio::task::spawn_blocking(move || Engine::start(config, clock))
             .await
