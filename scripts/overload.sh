@@ -1,0 +1,126 @@
+#!/usr/bin/env bash
+# Overload run: the Guizhou round at a sustainable load, then the same round with five
+# times the contenders in the same first-seconds burst (5x the offered claim rate),
+# each against a fresh `yunquan serve` with the same in-flight cap. Prints, per phase,
+# the offered rate, what was granted and shed, the latency of executed and of shed
+# (503) replies, the server's peak memory and the audit verdict.
+#
+# Usage: scripts/overload.sh [-h]
+#
+# What "accepted requests keep their latency" means here: the executed replies' p99 at
+# 5x should stay near the sustainable phase's, because excess load is shed with 503
+# `overloaded` (and Retry-After) at once instead of queueing; the shed replies' p99 shows
+# how fast that happens. Latency is measured from each request's intended send time.
+#
+# Knobs (environment):
+#   OVERLOAD_SCALE=0.02        scale of the sustainable phase; the overload phase runs 5x it
+#   OVERLOAD_FACTOR=5          how many times the contenders of the sustainable phase
+#   OVERLOAD_CAP=256           the server's --requests-in-flight-max in both phases
+#   OVERLOAD_CONNECTIONS=1024  the load generator's requests in flight at most
+#   OVERLOAD_NO_BUILD=0        1 uses target/release/yunquan as it is
+# Outputs: the table on stdout; report.json of each phase and the server logs in
+# target/overload/. Everything listens on and talks to 127.0.0.1 only; each phase is
+# bounded by the scenario (a fixed number of contenders and retries).
+# Runtime with the defaults: about 4 minutes after the build.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+
+if [[ ${1:-} == -h || ${1:-} == --help ]]; then
+  sed -n '2,/^set -euo pipefail/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//'
+  exit 0
+fi
+
+SCALE=${OVERLOAD_SCALE:-0.02}
+FACTOR=${OVERLOAD_FACTOR:-5}
+CAP=${OVERLOAD_CAP:-256}
+CONNECTIONS=${OVERLOAD_CONNECTIONS:-1024}
+NO_BUILD=${OVERLOAD_NO_BUILD:-0}
+BIN=$ROOT/target/release/yunquan
+OUT=$ROOT/target/overload
+SCENARIO=$ROOT/scenarios/guizhou-flash-round.toml
+
+command -v python3 >/dev/null 2>&1 || { echo "python3 is required to read the reports" >&2; exit 1; }
+if [[ $NO_BUILD != 1 ]]; then
+  cargo build --release --bin yunquan
+fi
+[[ -x $BIN ]] || { echo "no $BIN: build first" >&2; exit 1; }
+rm -rf "$OUT"
+mkdir -p "$OUT"
+TMP=$(mktemp -d -t yunquan-overload.XXXXXX)
+SERVER_PID=""
+SAMPLER_PID=""
+cleanup() {
+  [[ -n $SAMPLER_PID ]] && kill "$SAMPLER_PID" 2>/dev/null || true
+  if [[ -n $SERVER_PID ]]; then
+    kill -TERM "$SERVER_PID" 2>/dev/null || true
+    wait "$SERVER_PID" 2>/dev/null || true
+  fi
+  rm -rf "$TMP"
+}
+trap cleanup EXIT
+
+# Runs one phase at `scale` and leaves its report and peak RSS in $OUT.
+phase() {
+  local name=$1 scale=$2 data=$TMP/$1 line addr token
+  mkdir -p "$data"
+  "$BIN" serve --data "$data" --listen 127.0.0.1:0 --requests-in-flight-max "$CAP" \
+    >"$OUT/$name-serve.out" 2>"$OUT/$name-serve.log" &
+  SERVER_PID=$!
+  for _ in $(seq 1 600); do
+    line=$(head -n 1 "$OUT/$name-serve.out" 2>/dev/null || true)
+    [[ $line == "listening on "* ]] && break
+    kill -0 "$SERVER_PID" 2>/dev/null || { cat "$OUT/$name-serve.log" >&2; exit 1; }
+    sleep 0.1
+  done
+  addr=${line#listening on }
+  token=$("$BIN" token --data "$data" --role manager --subject overload)
+  # Peak resident memory of the server, sampled every 200 ms.
+  (peak=0; while kill -0 "$SERVER_PID" 2>/dev/null; do
+     rss=$(awk '/VmRSS/ {print $2}' "/proc/$SERVER_PID/status" 2>/dev/null || echo 0)
+     ((rss > peak)) && peak=$rss && echo "$peak" >"$OUT/$name-rss-peak-kib"
+     sleep 0.2
+   done) &
+  SAMPLER_PID=$!
+  echo "==> $name: scale $scale against $addr (in-flight cap $CAP, $CONNECTIONS connections)"
+  set +e
+  "$BIN" loadgen --scenario "$SCENARIO" --target "$addr" --scale "$scale" --token "$token" \
+    --connections "$CONNECTIONS" --report "$OUT/$name-report.json" >"$OUT/$name-loadgen.out" 2>&1
+  local rc=$?
+  set -e
+  kill "$SAMPLER_PID" 2>/dev/null || true
+  SAMPLER_PID=""
+  kill -TERM "$SERVER_PID" 2>/dev/null || true
+  wait "$SERVER_PID" 2>/dev/null || true
+  SERVER_PID=""
+  echo "    loadgen exit code $rc (0: audit passed)"
+  return 0
+}
+
+phase sustainable "$SCALE"
+phase overload "$(python3 -c "print($SCALE * $FACTOR)")"
+
+python3 - "$OUT" "$FACTOR" <<'PY'
+import json, sys, os
+out, factor = sys.argv[1], sys.argv[2]
+rows = []
+ok = True
+for name in ("sustainable", "overload"):
+    path = os.path.join(out, f"{name}-report.json")
+    if not os.path.exists(path):
+        print(f"{name}: no report (see {out}/{name}-loadgen.out)"); ok = False; continue
+    r = json.load(open(path))
+    c = r["claims"]
+    peak = open(os.path.join(out, f"{name}-rss-peak-kib")).read().strip() if os.path.exists(os.path.join(out, f"{name}-rss-peak-kib")) else "0"
+    other_errors = c["errors"] - c.get("overloaded", 0)
+    ok = ok and r["audit"]["ok"] and other_errors == 0
+    rows.append((name, r["scale"], c["attempted"], c["granted"], c.get("overloaded", 0), other_errors,
+                 c["per_second"], c.get("executed_latency_ms", {}).get("p50", 0), c.get("executed_latency_ms", {}).get("p99", 0),
+                 c.get("shed_latency_ms", {}).get("p99", 0), int(peak) // 1024, r["audit"]["ok"]))
+print(f"\nclaims, same scenario and burst shape, overload phase = {factor}x the contenders")
+print(f"{'phase':<12} {'scale':>6} {'attempted':>10} {'granted':>8} {'shed 503':>9} {'other err':>9} {'claims/s':>9} {'exec p50':>9} {'exec p99':>9} {'shed p99':>9} {'RSS MiB':>8} audit")
+for row in rows:
+    print(f"{row[0]:<12} {row[1]:>6} {row[2]:>10} {row[3]:>8} {row[4]:>9} {row[5]:>9} {row[6]:>9.0f} {row[7]:>9.2f} {row[8]:>9.2f} {row[9]:>9.2f} {row[10]:>8} {'ok' if row[11] else 'FAILED'}")
+print("(latencies in ms from intended send time; exec = replies the server executed, shed = 503 overloaded)")
+sys.exit(0 if ok else 1)
+PY
