@@ -25,7 +25,7 @@ impl Server {
 
     /// Like [`Server::start`], with `extra` arguments for `serve` (e.g. a snapshot interval).
     pub fn start_with(data: &Path, extra: &[&str]) -> Server {
-        let server = Server::spawn_listening(data, extra);
+        let mut server = Server::spawn_listening(data, extra);
         server.wait_ready();
         server
     }
@@ -39,7 +39,14 @@ impl Server {
             .args(["--listen", "127.0.0.1:0", "--shards", "2"])
             .args(extra)
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+            // YUNQUAN_TEST_SERVER_STDERR=1 shows the servers' logs, to debug a failing test.
+            .stderr(
+                if std::env::var_os("YUNQUAN_TEST_SERVER_STDERR").is_some() {
+                    Stdio::inherit()
+                } else {
+                    Stdio::null()
+                },
+            )
             .spawn()
             .expect("spawn yunquan serve");
         let stdout = child.stdout.take().expect("stdout");
@@ -59,20 +66,25 @@ impl Server {
         }
     }
 
-    fn wait_ready(&self) {
-        let deadline = Instant::now() + Duration::from_secs(60);
+    fn wait_ready(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(READY_DEADLINE_S);
         let client = reqwest::blocking::Client::new();
+        let mut last = String::from("no answer yet");
         while Instant::now() < deadline {
-            if client
-                .get(format!("{}/readyz", self.base))
-                .send()
-                .is_ok_and(|r| r.status().is_success())
-            {
-                return;
+            match client.get(format!("{}/readyz", self.base)).send() {
+                Ok(r) if r.status().is_success() => return,
+                Ok(r) => last = format!("/readyz answered {}", r.status()),
+                Err(e) => last = format!("/readyz failed: {e}"),
+            }
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!("server exited before it was ready ({status}); last: {last}");
             }
             std::thread::yield_now();
         }
-        panic!("server not ready within 60 s");
+        panic!(
+            "server not ready within {READY_DEADLINE_S} s; last: {last} \
+             (YUNQUAN_TEST_SERVER_STDERR=1 shows its log)"
+        );
     }
 
     /// The server's process id.
@@ -114,6 +126,9 @@ impl Drop for Server {
         let _ = self.child.wait();
     }
 }
+
+/// How long a started server may take to answer `/readyz` with 200.
+const READY_DEADLINE_S: u64 = 60;
 
 /// A small async HTTP client bound to a server and a token.
 #[derive(Clone)]
