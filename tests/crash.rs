@@ -13,6 +13,8 @@
 //! `YUNQUAN_CRASH_CYCLES` sets the number of cycles (default 3 in the suite;
 //! `scripts/crash-loop.sh` runs 100), `YUNQUAN_CRASH_SEED` the seed (printed, so a failing
 //! run can be repeated exactly).
+// A test fails by panicking; unwrap's panic names the line.
+#![allow(clippy::unwrap_used)]
 
 mod common;
 

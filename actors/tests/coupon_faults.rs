@@ -1,4 +1,6 @@
 //! The fault cases F1-F15: each a named test against the real engine and store.
+// A test fails by panicking; unwrap's panic names the line.
+#![allow(clippy::unwrap_used)]
 
 mod common;
 

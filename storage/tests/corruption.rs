@@ -6,6 +6,8 @@
 //! in two states: closed cleanly (redb trusts the file and does not verify its own page
 //! checksums) and left open by a process that exited without closing it (redb repairs the file
 //! on open, which verifies its page checksums).
+// A test fails by panicking; unwrap's panic names the line.
+#![allow(clippy::unwrap_used)]
 
 use std::io::Write;
 use std::path::{Path, PathBuf};

@@ -1,5 +1,7 @@
 //! The conformance suite against `EmbeddedStore`, one fresh data directory per check, plus the
 //! embedded backend's own promises: reopening keeps data and a data directory has one user.
+// A test fails by panicking; unwrap's panic names the line.
+#![allow(clippy::unwrap_used)]
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
