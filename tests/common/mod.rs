@@ -68,12 +68,11 @@ impl Server {
 
     fn wait_ready(&mut self) {
         let deadline = Instant::now() + Duration::from_secs(READY_DEADLINE_S);
-        let client = reqwest::blocking::Client::new();
         let mut last = String::from("no answer yet");
         while Instant::now() < deadline {
-            match client.get(format!("{}/readyz", self.base)).send() {
-                Ok(r) if r.status().is_success() => return,
-                Ok(r) => last = format!("/readyz answered {}", r.status()),
+            match readyz_status(&self.base) {
+                Ok(200) => return,
+                Ok(status) => last = format!("/readyz answered {status}"),
                 Err(e) => last = format!("/readyz failed: {e}"),
             }
             if let Ok(Some(status)) = self.child.try_wait() {
@@ -129,6 +128,31 @@ impl Drop for Server {
 
 /// How long a started server may take to answer `/readyz` with 200.
 const READY_DEADLINE_S: u64 = 60;
+
+/// The status of `GET /readyz` on `base` (`http://127.0.0.1:PORT`), over a plain socket.
+/// Readiness is polled from async tests too, where reqwest's blocking client must not be
+/// built: building one inside a runtime can hang for good.
+fn readyz_status(base: &str) -> std::io::Result<u16> {
+    use std::io::{Read, Write};
+    let addr = base.trim_start_matches("http://");
+    let mut stream = std::net::TcpStream::connect(addr)?;
+    stream.set_read_timeout(Some(Duration::from_secs(READY_REQUEST_TIMEOUT_S)))?;
+    stream.set_write_timeout(Some(Duration::from_secs(READY_REQUEST_TIMEOUT_S)))?;
+    write!(
+        stream,
+        "GET /readyz HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )?;
+    let mut head = Vec::new();
+    stream.read_to_end(&mut head)?;
+    let line = String::from_utf8_lossy(&head);
+    line.split_whitespace()
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .ok_or_else(|| std::io::Error::other(format!("not an HTTP answer: {line:.60}")))
+}
+
+/// Longest one readiness request may take, in seconds.
+const READY_REQUEST_TIMEOUT_S: u64 = 5;
 
 /// A small async HTTP client bound to a server and a token.
 #[derive(Clone)]
