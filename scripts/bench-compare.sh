@@ -51,14 +51,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 
-if [[ ${1:-} == -h || ${1:-} == --help ]]; then
-  sed -n '2,/^set -euo pipefail/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//'
-  exit 0
-fi
-if [[ $# -gt 0 ]]; then
-  echo "usage: $0 [-h]   (settings come from BENCH_* environment variables; see -h)" >&2
-  exit 2
-fi
+# shellcheck source=scripts/lib.sh
+. "$ROOT/scripts/lib.sh"
+handle_args "$0" BENCH_ "$@"
 
 PERSONS=${BENCH_PERSONS:-50000}
 STOCK=${BENCH_STOCK:-40000}
@@ -223,13 +218,8 @@ if wants yunquan-http; then
   "$YUNQUAN" serve --data "$DATA" --listen 127.0.0.1:0 $SERVE_ARGS \
     >"$LOG_DIR/yunquan.stdout" 2>"$LOG_DIR/yunquan.log" &
   PIDS+=($!)
-  YQ=
-  for ((i = 0; i < 600; i++)); do
-    YQ=$(sed -n 's/^listening on //p' "$LOG_DIR/yunquan.stdout" | head -n1)
-    [[ -n $YQ ]] && break
-    sleep 0.1
-  done
-  [[ $YQ == http://127.0.0.1:* ]] || die "yunquan serve did not print a loopback 'listening on' line; see $LOG_DIR/yunquan.log"
+  YQ=$(wait_listening "$LOG_DIR/yunquan.stdout" "${PIDS[-1]}") ||
+    die "yunquan serve did not start; see $LOG_DIR/yunquan.log"
   wait_for yunquan 60 curl -fs "$YQ/readyz"
   YUNQUAN_TOKEN=$("$YUNQUAN" token --data "$DATA" --role manager --subject bench)
   export YUNQUAN_TOKEN

@@ -68,14 +68,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 
-if [[ ${1:-} == -h || ${1:-} == --help ]]; then
-  sed -n '2,/^set -euo pipefail/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//'
-  exit 0
-fi
-if [[ $# -gt 0 ]]; then
-  echo "usage: $0 [-h]   (settings come from BENCH_* environment variables; see -h)" >&2
-  exit 2
-fi
+# shellcheck source=scripts/lib.sh
+. "$ROOT/scripts/lib.sh"
+handle_args "$0" BENCH_ "$@"
 
 DURATION=${BENCH_DURATION:-10}
 CONNECTIONS=${BENCH_CONNECTIONS:-64}
@@ -184,7 +179,7 @@ trap 'exit 143' TERM
 # Starts a server in the background and sets BASE to the http://ADDR it prints on its
 # first stdout line (port 0 lets the kernel pick a free loopback port).
 start_server() {
-  local name=$1 i line
+  local name=$1
   shift
   # Created here, not by the background job's redirection, so the poll below never
   # races the job for their existence.
@@ -193,17 +188,8 @@ start_server() {
   "$@" >>"$LOG_DIR/$name.stdout" 2>>"$LOG_DIR/$name.stderr" &
   PIDS+=($!)
   local pid=$!
-  for ((i = 0; i < 600; i++)); do
-    line=$(sed -n 's/^listening on //p' "$LOG_DIR/$name.stdout" | head -n1)
-    if [[ -n $line ]]; then
-      BASE=$line
-      [[ $BASE == http://127.0.0.1:* ]] || die "$name listens on $BASE, not on loopback"
-      return 0
-    fi
-    kill -0 "$pid" 2>/dev/null || die "$name exited before listening; see $LOG_DIR/$name.stderr"
-    sleep 0.1
-  done
-  die "$name printed no 'listening on' line within 60 s; see $LOG_DIR/$name.stderr"
+  BASE=$(wait_listening "$LOG_DIR/$name.stdout" "$pid") ||
+    die "$name did not start; see $LOG_DIR/$name.stderr"
 }
 
 # api METHOD PATH [curl args...]: prints the body; fails loudly on a non-2xx status.

@@ -27,10 +27,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-if [[ "${1:-}" == "-h" || "${1:-}" == "--help" ]]; then
-  sed -n '2,/^set -euo/p' "$0" | sed -e '$d' -e 's/^# \{0,1\}//'
-  exit 0
-fi
+# shellcheck source=scripts/lib.sh
+. scripts/lib.sh
+handle_args "$0" CRASH_ "$@"
 
 cycles="${CRASH_CYCLES:-100}"
 timeout_s="${CRASH_TIMEOUT:-1800}"

@@ -47,14 +47,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 
-if [[ ${1:-} == -h || ${1:-} == --help ]]; then
-  sed -n '2,/^set -euo pipefail/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//'
-  exit 0
-fi
-if [[ $# -gt 0 ]]; then
-  echo "usage: $0 [-h]   (settings come from FUZZ_* environment variables; see -h)" >&2
-  exit 2
-fi
+# shellcheck source=scripts/lib.sh
+. "$ROOT/scripts/lib.sh"
+handle_args "$0" FUZZ_ "$@"
 
 EXAMPLES=${FUZZ_EXAMPLES:-30}
 SEED=${FUZZ_SEED:-20250601}
@@ -141,14 +136,8 @@ trap 'exit 143' TERM
 "$YUNQUAN" serve --data "$DATA" --listen 127.0.0.1:0 --shards 2 \
   >>"$OUT_DIR/server.stdout" 2>"$OUT_DIR/server.stderr" &
 PID=$!
-BASE=
-for ((i = 0; i < 600; i++)); do
-  BASE=$(sed -n 's/^listening on //p' "$OUT_DIR/server.stdout" | head -n1)
-  [[ -n $BASE ]] && break
-  kill -0 "$PID" 2>/dev/null || die "yunquan exited before listening; see $OUT_DIR/server.stderr"
-  sleep 0.1
-done
-[[ $BASE == http://127.0.0.1:* ]] || die "yunquan printed no loopback 'listening on' line within 60 s"
+BASE=$(wait_listening "$OUT_DIR/server.stdout" "$PID") ||
+  die "yunquan did not start; see $OUT_DIR/server.stderr"
 for ((i = 0; ; i++)); do
   [[ $(curl -s -o /dev/null -w '%{http_code}' "$BASE/readyz") == 200 ]] && break
   ((i < 600)) || die "yunquan not ready within 60 s; see $OUT_DIR/server.stderr"

@@ -29,10 +29,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 
-if [[ ${1:-} == -h || ${1:-} == --help ]]; then
-  sed -n '2,/^set -euo pipefail/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//'
-  exit 0
-fi
+# shellcheck source=scripts/lib.sh
+. "$ROOT/scripts/lib.sh"
+handle_args "$0" OVERLOAD_ "$@"
 
 SCALE=${OVERLOAD_SCALE:-0.02}
 FACTOR=${OVERLOAD_FACTOR:-5}
@@ -66,18 +65,13 @@ trap cleanup EXIT
 
 # Runs one phase at `scale` and leaves its report and peak RSS in $OUT.
 phase() {
-  local name=$1 scale=$2 data=$TMP/$1 line addr token
+  local name=$1 scale=$2 data=$TMP/$1 addr token
   mkdir -p "$data"
   "$BIN" serve --data "$data" --listen 127.0.0.1:0 --requests-in-flight-max "$CAP" \
     >"$OUT/$name-serve.out" 2>"$OUT/$name-serve.log" &
   SERVER_PID=$!
-  for _ in $(seq 1 600); do
-    line=$(head -n 1 "$OUT/$name-serve.out" 2>/dev/null || true)
-    [[ $line == "listening on "* ]] && break
-    kill -0 "$SERVER_PID" 2>/dev/null || { cat "$OUT/$name-serve.log" >&2; exit 1; }
-    sleep 0.1
-  done
-  addr=${line#listening on }
+  addr=$(wait_listening "$OUT/$name-serve.out" "$SERVER_PID") ||
+    { cat "$OUT/$name-serve.log" >&2; exit 1; }
   token=$("$BIN" token --data "$data" --role manager --subject overload)
   # Peak resident memory of the server, sampled every 200 ms.
   (peak=0; while kill -0 "$SERVER_PID" 2>/dev/null; do

@@ -593,6 +593,12 @@ impl Engine {
             .is_some_and(|m| m.terminals.iter().any(|t| t == terminal))
     }
 
+    /// The routing key of a registered account's natural person.
+    fn route_of_account(&self, account: &str) -> Result<u64, EngineError> {
+        let route = self.inner.registry.accounts.get(account).map(|r| *r);
+        route.ok_or_else(|| Refusal::UnknownAccount.into())
+    }
+
     /// Grabs a coupon of `tier` in the live round. The bool is true for a replay.
     pub async fn claim(
         &self,
@@ -601,12 +607,7 @@ impl Engine {
         tier: u32,
         idempotency_key: Option<String>,
     ) -> Result<(CouponView, bool), EngineError> {
-        let route = *self
-            .inner
-            .registry
-            .accounts
-            .get(account)
-            .ok_or(Refusal::UnknownAccount)?;
+        let route = self.route_of_account(account)?;
         let (account, campaign) = (account.to_owned(), campaign.to_owned());
         self.ask(self.shard_of(route), |reply| ShardCmd::Claim {
             route,
@@ -621,12 +622,7 @@ impl Engine {
 
     /// A resident's coupons.
     pub async fn coupons(&self, account: &str) -> Result<Vec<CouponView>, EngineError> {
-        let route = *self
-            .inner
-            .registry
-            .accounts
-            .get(account)
-            .ok_or(Refusal::UnknownAccount)?;
+        let route = self.route_of_account(account)?;
         self.ask(self.shard_of(route), |tx| ShardCmd::Coupons(route, tx))
             .await
     }

@@ -86,6 +86,37 @@ fn too_large(limits: ImportLimits) -> AppError {
     ))
 }
 
+/// An import route's whole work: checks the headers, streams the body through [`run`]
+/// and answers its outcome.
+pub(crate) async fn serve<T, V, R, Fut>(
+    headers: &HeaderMap,
+    body: axum::body::Body,
+    limits: ImportLimits,
+    validate: V,
+    register: R,
+) -> Result<axum::Json<ImportOutcome>, AppError>
+where
+    T: DeserializeOwned + Clone,
+    V: Fn(&T) -> Vec<FieldError>,
+    R: Fn(Vec<T>) -> Fut,
+    Fut: Future<Output = Result<Vec<Result<(), EngineError>>, EngineError>>,
+{
+    check_headers(headers, limits)?;
+    let outcome = run(body.into_data_stream(), limits, validate, register).await?;
+    Ok(axum::Json(outcome))
+}
+
+/// The outcome of a registration of one record (`POST /v1/residents`, `/v1/merchants`).
+pub(crate) fn single_outcome(outcomes: Vec<Result<(), EngineError>>) -> Result<(), AppError> {
+    match outcomes.into_iter().next() {
+        Some(outcome) => outcome.map_err(AppError::from),
+        None => {
+            tracing::error!("engine answered a registration with no outcome");
+            Err(AppError::unavailable())
+        }
+    }
+}
+
 /// Reads `body` to its end, registering records through `register`.
 pub(crate) async fn run<T, B, E, V, R, Fut>(
     mut body: B,

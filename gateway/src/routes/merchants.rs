@@ -44,22 +44,14 @@ pub(crate) async fn register(
     if !errors.is_empty() {
         return Err(AppError::invalid(errors));
     }
-    let outcome = state.engine.register_merchants(vec![input.clone()]).await?;
-    match outcome.into_iter().next() {
-        // The registry's view if it has one (it may normalise), else what was registered.
-        Some(Ok(())) => {
-            let view = state
-                .engine
-                .merchant(&input.id)
-                .unwrap_or_else(|| view_of(input));
-            Ok((StatusCode::CREATED, Json(view)))
-        }
-        Some(Err(e)) => Err(e.into()),
-        None => {
-            tracing::error!("engine answered a registration with no outcome");
-            Err(AppError::unavailable())
-        }
-    }
+    let outcomes = state.engine.register_merchants(vec![input.clone()]).await?;
+    import::single_outcome(outcomes)?;
+    // The registry's view if it has one (it may normalise), else what was registered.
+    let view = state
+        .engine
+        .merchant(&input.id)
+        .unwrap_or_else(|| view_of(input));
+    Ok((StatusCode::CREATED, Json(view)))
 }
 
 pub(crate) async fn import(
@@ -68,10 +60,10 @@ pub(crate) async fn import(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Json<ImportOutcome>, AppError> {
-    import::check_headers(&headers, state.import)?;
     let engine = &state.engine;
-    let outcome = import::run(
-        body.into_data_stream(),
+    import::serve(
+        &headers,
+        body,
         state.import,
         problems,
         |batch: Vec<MerchantInput>| {
@@ -79,8 +71,7 @@ pub(crate) async fn import(
             async move { engine.register_merchants(batch).await }
         },
     )
-    .await?;
-    Ok(Json(outcome))
+    .await
 }
 
 pub(crate) async fn one(

@@ -38,15 +38,9 @@ pub(crate) async fn register(
         return Err(AppError::invalid(errors));
     }
     let account = input.account.clone();
-    let outcome = state.engine.register_residents(vec![input]).await?;
-    match outcome.into_iter().next() {
-        Some(Ok(())) => Ok((StatusCode::CREATED, Json(Registered { account }))),
-        Some(Err(e)) => Err(e.into()),
-        None => {
-            tracing::error!("engine answered a registration with no outcome");
-            Err(AppError::unavailable())
-        }
-    }
+    let outcomes = state.engine.register_residents(vec![input]).await?;
+    import::single_outcome(outcomes)?;
+    Ok((StatusCode::CREATED, Json(Registered { account })))
 }
 
 pub(crate) async fn import(
@@ -55,10 +49,10 @@ pub(crate) async fn import(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Json<ImportOutcome>, AppError> {
-    import::check_headers(&headers, state.import)?;
     let engine = &state.engine;
-    let outcome = import::run(
-        body.into_data_stream(),
+    import::serve(
+        &headers,
+        body,
         state.import,
         problems,
         |batch: Vec<ResidentInput>| {
@@ -66,6 +60,5 @@ pub(crate) async fn import(
             async move { engine.register_residents(batch).await }
         },
     )
-    .await?;
-    Ok(Json(outcome))
+    .await
 }
