@@ -107,6 +107,7 @@ fn engine_run(n: usize, in_flight: usize, shards: u32) -> (f64, f64) {
         batch_events_max: 8192,
         snapshot_every_events: u64::MAX,
         idempotency_keys_max: 1 << 20,
+        queue_wait_ms_max: 0,
     };
     let engine =
         Engine::start(config, Arc::new(|| chrono::Utc::now().timestamp_millis())).expect("engine");

@@ -107,6 +107,23 @@ fn describe() {
         Unit::Seconds,
         "Redemption latency"
     );
+    // Exported by the engine's shards; described here, where the registry is rendered.
+    describe_histogram!(
+        "yunquan_shard_queue_wait_seconds",
+        Unit::Seconds,
+        "Time a command waited in its shard's mailbox"
+    );
+    describe_histogram!(
+        "yunquan_shard_reply_seconds",
+        Unit::Seconds,
+        "Time from a command's send to its shard's reply (mailbox wait, execution, durable write)"
+    );
+    describe_counter!(
+        "yunquan_shard_shed_total",
+        "Commands answered 503 unexecuted after waiting longer than --queue-wait-ms-max"
+    );
+    // Exported from the start, so that a dashboard shows 0 rather than no data.
+    metrics::counter!("yunquan_shard_shed_total").increment(0);
 }
 
 /// Middleware: counts and times every request by its route pattern.

@@ -33,6 +33,10 @@ pub struct Serve {
     /// Idempotency keys and POS request numbers remembered per shard.
     #[arg(long, default_value_t = EngineConfig::IDEMPOTENCY_KEYS_MAX_DEFAULT)]
     idempotency_keys_max: usize,
+    /// Longest a command may wait in a shard's mailbox, in milliseconds, before it is
+    /// answered 503 `overloaded` unexecuted (0: never).
+    #[arg(long, default_value_t = EngineConfig::QUEUE_WAIT_MS_MAX_DEFAULT)]
+    queue_wait_ms_max: u64,
     /// HTTP requests handled at once; more are shed with 503 (default: gateway default).
     #[arg(long)]
     requests_in_flight_max: Option<usize>,
@@ -90,6 +94,7 @@ impl Serve {
             batch_events_max: self.batch_events_max,
             snapshot_every_events: self.snapshot_every_events,
             idempotency_keys_max: self.idempotency_keys_max,
+            queue_wait_ms_max: self.queue_wait_ms_max,
         };
         let clock: Clock = Arc::new(yunquan_actors::wall_clock_ms);
         // Recovery reads every journal: keep it off the async workers.

@@ -83,7 +83,41 @@ pub enum ShardCmd {
 
 /// The envelope actix carries.
 #[derive(Debug)]
-pub struct Envelope(pub ShardCmd);
+pub struct Envelope {
+    /// The command.
+    pub cmd: ShardCmd,
+    /// When it was sent, for the mailbox-wait metric and shedding.
+    pub sent: Instant,
+}
+
+impl Envelope {
+    /// A command sent now.
+    pub fn new(cmd: ShardCmd) -> Envelope {
+        Envelope {
+            cmd,
+            sent: Instant::now(),
+        }
+    }
+}
+
+impl ShardCmd {
+    /// Answers the command with `e` without executing it, or hands it back if it is never
+    /// turned away: the shutdown snapshot, and registrations, which arrive as import
+    /// chunks of thousands whose wait behind one another is expected (an import is a
+    /// manager's bulk job with its own time limit, bounded by the mailbox's size).
+    fn turn_away(self, e: EngineError) -> Option<ShardCmd> {
+        match self {
+            cmd @ (ShardCmd::Register(..) | ShardCmd::Snapshot(_)) => return Some(cmd),
+            ShardCmd::Claim { reply, .. } => drop(reply.send(Err(e))),
+            ShardCmd::Coupons(_, tx) | ShardCmd::CampaignCoupons(_, tx) => drop(tx.send(Err(e))),
+            ShardCmd::Coupon(_, tx) => drop(tx.send(Err(e))),
+            ShardCmd::Quote(.., tx) => drop(tx.send(Err(e))),
+            ShardCmd::Redeem { reply, .. } => drop(reply.send(Err(e))),
+            ShardCmd::Reverse(.., tx) => drop(tx.send(Err(e))),
+        }
+        None
+    }
+}
 
 impl Message for Envelope {
     type Result = ();
@@ -107,6 +141,8 @@ pub struct ShardConfig {
     pub idempotency_keys_max: usize,
     /// Commands the mailbox holds.
     pub mailbox_commands_max: usize,
+    /// A command that waited longer in the mailbox is turned away unexecuted.
+    pub queue_wait_max: Option<std::time::Duration>,
     /// MAC key of coupon codes.
     pub code_key: [u8; 32],
 }
@@ -131,8 +167,8 @@ pub struct ShardActor {
     next_seq: u64,
     /// Events and counter effects of the open batch.
     pending: Pending,
-    /// Replies of the open batch, sent after the write.
-    replies: Vec<Reply>,
+    /// Replies of the open batch with their commands' send times, sent after the write.
+    replies: Vec<(Instant, Reply)>,
     /// Reused encoding buffer of journal writes.
     encode_buf: Vec<u8>,
     /// Whether a Flush is already queued.
@@ -425,8 +461,11 @@ impl ShardActor {
         if failure.is_none() && self.events_since_snapshot >= self.config.snapshot_every_events {
             self.snapshot();
         }
-        for r in replies.drain(..) {
+        let replied = Instant::now();
+        for (sent, r) in replies.drain(..) {
             r(failure.clone());
+            metrics::histogram!("yunquan_shard_reply_seconds")
+                .record(replied.saturating_duration_since(sent).as_secs_f64());
         }
         pending.clear();
         self.pending = pending;
@@ -564,8 +603,25 @@ impl ShardActor {
 impl Handler<Envelope> for ShardActor {
     type Result = ();
 
-    fn handle(&mut self, Envelope(cmd): Envelope, ctx: &mut Context<Self>) {
+    fn handle(&mut self, Envelope { cmd, sent }: Envelope, ctx: &mut Context<Self>) {
         self.depth.fetch_sub(1, Ordering::Relaxed);
+        let waited = sent.elapsed();
+        metrics::histogram!("yunquan_shard_queue_wait_seconds").record(waited.as_secs_f64());
+        let cmd = match self.config.queue_wait_max {
+            Some(max) if waited > max => {
+                let overloaded = EngineError::Overloaded {
+                    retry_after_ms: super::handle::OVERLOAD_RETRY_AFTER_MS,
+                };
+                match cmd.turn_away(overloaded) {
+                    Some(cmd) => cmd,
+                    None => {
+                        metrics::counter!("yunquan_shard_shed_total").increment(1);
+                        return;
+                    }
+                }
+            }
+            _ => cmd,
+        };
         let now_ms = (self.clock)();
         let reply = self.execute(cmd, now_ms);
         let must_wait = !self.pending.events.is_empty()
@@ -573,9 +629,10 @@ impl Handler<Envelope> for ShardActor {
             || self.events_since_snapshot >= self.config.snapshot_every_events;
         if !must_wait {
             reply(None);
+            metrics::histogram!("yunquan_shard_reply_seconds").record(sent.elapsed().as_secs_f64());
             return;
         }
-        self.replies.push(reply);
+        self.replies.push((sent, reply));
         if self.pending.events.len() >= self.config.batch_events_max {
             self.flush();
         } else if !self.flush_queued {

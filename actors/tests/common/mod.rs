@@ -29,6 +29,7 @@ pub fn config(dir: &std::path::Path, shards: u32) -> EngineConfig {
         batch_events_max: 1_000,
         snapshot_every_events: 1_000_000,
         idempotency_keys_max: 100_000,
+        queue_wait_ms_max: 0,
     }
 }
 

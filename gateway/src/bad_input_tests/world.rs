@@ -125,6 +125,7 @@ fn config(dir: &std::path::Path) -> EngineConfig {
         batch_events_max: 1_000,
         snapshot_every_events: 1_000_000,
         idempotency_keys_max: 100_000,
+        queue_wait_ms_max: 0,
     }
 }
 
