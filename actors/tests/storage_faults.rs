@@ -383,13 +383,14 @@ fn wait_until_released(dir: &Path) {
     }
 }
 
-/// Flips one bit in every copy of `needle` in the journal files of `dir`; returns the files hit.
-fn damage(dir: &Path, needle: &str) -> Vec<PathBuf> {
+/// Flips one bit in every copy of `needle` in the journal files of `dir` whose names end in
+/// `ext` (`log`: records, `redb`: snapshots); returns the files hit.
+fn damage(dir: &Path, needle: &str, ext: &str) -> Vec<PathBuf> {
     let mut hit = Vec::new();
     for entry in std::fs::read_dir(dir).unwrap() {
         let path = entry.unwrap().path();
         let name = path.file_name().unwrap().to_string_lossy().into_owned();
-        if !name.starts_with("journal-") {
+        if !name.starts_with("journal-") || !name.ends_with(&format!(".{ext}")) {
             continue;
         }
         let mut bytes = std::fs::read(&path).unwrap();
@@ -412,10 +413,11 @@ fn damage(dir: &Path, needle: &str) -> Vec<PathBuf> {
     hit
 }
 
-/// The journal id in a file name like `journal-00001.redb`.
+/// The journal id in a file name like `journal-00001.log`.
 fn journal_of(file: &Path) -> u32 {
     let name = file.file_name().unwrap().to_string_lossy();
     name.trim_start_matches("journal-")
+        .trim_end_matches(".log")
         .trim_end_matches(".redb")
         .parse()
         .unwrap()
@@ -465,7 +467,7 @@ async fn a_damaged_record_in_the_middle_of_a_journal_stops_the_start() {
     drop(h.engine);
     wait_until_released(dir.path());
     let (journal, seq) = record_holding(dir.path(), "damaged-target-account");
-    let files = damage(dir.path(), "damaged-target-account");
+    let files = damage(dir.path(), "damaged-target-account", "log");
     assert_eq!(files.len(), 1, "one shard holds the account");
     assert_eq!(journal_of(&files[0]), journal);
     let err = start_error(dir.path());
@@ -514,7 +516,7 @@ async fn a_damaged_campaign_record_stops_the_start() {
     let dir = h.dir;
     drop(h.engine);
     wait_until_released(dir.path());
-    let files = damage(dir.path(), "damaged-campaign-name");
+    let files = damage(dir.path(), "damaged-campaign-name", "log");
     assert_eq!(journal_of(&files[0]), u32::MAX, "the control journal");
     let err = start_error(dir.path());
     assert_refused(&err, &files[0], "checksum mismatch");
@@ -531,7 +533,7 @@ async fn a_damaged_snapshot_stops_the_start() {
     let dir = h.dir;
     drop(h.engine);
     wait_until_released(dir.path());
-    let files = damage(dir.path(), "snapshotted-account");
+    let files = damage(dir.path(), "snapshotted-account", "redb");
     let err = start_error(dir.path());
     assert_refused(&err, &files[0], "snapshot");
     eprintln!("refused start: {err}");

@@ -21,6 +21,7 @@
 
 mod checksum;
 mod journal;
+mod log;
 mod meta;
 
 use std::collections::HashMap;

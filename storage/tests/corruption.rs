@@ -1,11 +1,11 @@
-//! Damaged journal files on disk: the embedded store refuses them with a message naming the
-//! file, the journal and the record, and never returns bytes other than those appended.
+//! Damaged journal files on disk: the embedded store refuses damage to acknowledged records
+//! with a message naming the file, the journal and the record, recovers a torn tail up to the
+//! last whole batch, and never returns bytes other than those appended.
 //!
-//! Each test writes records with a distinctive payload, finds that payload's bytes in the redb
-//! file, damages them (or truncates / extends the file), reopens and reads. Files are damaged
-//! in two states: closed cleanly (redb trusts the file and does not verify its own page
-//! checksums) and left open by a process that exited without closing it (redb repairs the file
-//! on open, which verifies its page checksums).
+//! Each test writes records with a distinctive payload, finds that payload's bytes in the log
+//! file (or the snapshot's in the redb file), damages them (or cuts / overwrites the file's
+//! tail), reopens and reads. Files are damaged in two states: closed cleanly, and left by a
+//! process that exited without closing anything, as a killed server leaves them.
 // A test fails by panicking; unwrap's panic names the line.
 #![allow(clippy::unwrap_used)]
 
@@ -18,9 +18,13 @@ use yunquan_storage::{EmbeddedStore, Record, StorageError, Store};
 
 /// The journal every test writes to.
 const JOURNAL: u32 = 1;
-/// File of [`JOURNAL`] inside a data directory.
-const JOURNAL_FILE: &str = "journal-00001.redb";
-/// Records per append: each batch is one redb commit.
+/// Record log of [`JOURNAL`] inside a data directory.
+const JOURNAL_FILE: &str = "journal-00001.log";
+/// Layout version and snapshot of [`JOURNAL`].
+const SNAPSHOT_FILE: &str = "journal-00001.redb";
+/// Bytes of the log's file header, before the first batch.
+const LOG_HEADER_BYTES: u64 = 64;
+/// Records per append: each batch is one synced write.
 const BATCH_RECORDS: u64 = 10;
 /// Batches written by [`write_journal`].
 const BATCHES: u64 = 10;
@@ -87,7 +91,7 @@ fn dirty_writer_child() {
     let store = open(Path::new(&dir));
     write_journal(&store, snapshot);
     let _ = std::io::stdout().flush();
-    // Skips every destructor: redb's "closed cleanly" mark is never written.
+    // Skips every destructor: nothing is flushed or closed.
     std::process::exit(0);
 }
 
@@ -125,8 +129,8 @@ fn find_all(haystack: &[u8], needle: &[u8]) -> Vec<usize> {
         .collect()
 }
 
-/// Flips one bit in the middle of every copy of `needle` in `file` (stale copies in freed
-/// pages included, so the live one is surely hit); returns how many copies there were.
+/// Flips one bit in the middle of every copy of `needle` in `file`; returns how many copies
+/// there were.
 fn damage(file: &Path, needle: &str) -> usize {
     let mut bytes = std::fs::read(file).expect("read journal file");
     let hits = find_all(&bytes, needle.as_bytes());
@@ -163,233 +167,230 @@ fn assert_exact(records: &[Record]) {
     }
 }
 
-/// `err` is a Corrupt error whose message names the journal file and every part in `names`.
-fn assert_names(err: &StorageError, names: &[&str]) {
+/// `err` is a Corrupt error whose message names `file` and every part in `names`.
+fn assert_names(err: &StorageError, file: &str, names: &[&str]) {
     let message = err.to_string();
     assert!(
         matches!(err, StorageError::Corrupt { .. }),
         "expected Corrupt, got {err:?}"
     );
-    assert!(
-        message.contains(JOURNAL_FILE),
-        "must name the file: {message}"
-    );
+    assert!(message.contains(file), "must name the file: {message}");
     for name in names {
         assert!(message.contains(name), "must name {name:?}: {message}");
     }
 }
 
-#[test]
-fn damaged_record_in_the_middle_of_a_closed_file_is_refused_by_name() {
-    let dir = write_clean();
-    damage(&journal_path(&dir), &tag(55));
+/// Damage to an acknowledged record (one with intact records after it) stops the journal
+/// from opening, with a message naming the file, the journal and the record.
+fn damaged_record_in_the_middle_is_refused(dir: &TempDir) {
+    assert_eq!(damage(&journal_path(dir), &tag(55)), PAYLOAD_TAG_REPEATS);
     let store = open(dir.path());
-    assert_eq!(store.last_seq(JOURNAL).expect("last_seq"), 100);
-
+    let err = no_panic("last_seq", || store.last_seq(JOURNAL))
+        .unwrap_or_else(|panic| panic!("{panic}"))
+        .expect_err("a journal with a damaged acknowledged record must be refused");
+    assert_names(
+        &err,
+        JOURNAL_FILE,
+        &[
+            "journal 1",
+            "record 55",
+            "checksum mismatch",
+            "acknowledged",
+        ],
+    );
     let err = store
         .read(JOURNAL, 1, usize::MAX)
-        .expect_err("a read across record 55 must be refused");
-    assert_names(&err, &["journal 1", "record 55", "checksum mismatch"]);
-    let err = store
-        .read(JOURNAL, 55, 1)
-        .expect_err("record 55 alone must be refused");
-    assert_names(&err, &["journal 1", "record 55"]);
+        .expect_err("reads are refused too");
+    assert_names(&err, JOURNAL_FILE, &["record 55"]);
+}
 
-    // The damage is local: the records around it still read, byte for byte.
-    let before = store
-        .read(JOURNAL, 1, 54)
-        .expect("records before the damage");
-    assert_eq!(before.len(), 54);
-    assert_exact(&before);
-    let after = store
-        .read(JOURNAL, 56, 1000)
-        .expect("records after the damage");
-    assert_eq!(after.len(), 45);
-    assert_exact(&after);
+#[test]
+fn damaged_record_in_the_middle_of_a_closed_file_is_refused_by_name() {
+    damaged_record_in_the_middle_is_refused(&write_clean());
+}
+
+#[test]
+fn damaged_record_in_the_middle_of_an_abandoned_file_is_refused_by_name() {
+    damaged_record_in_the_middle_is_refused(&write_dirty());
 }
 
 #[test]
 fn damaged_snapshot_is_refused_by_name() {
     let dir = write_clean();
-    damage(&journal_path(&dir), "<<yq-snapshot>>");
+    damage(&dir.path().join(SNAPSHOT_FILE), "<<yq-snapshot>>");
     let store = open(dir.path());
     let err = store
         .load_snapshot(JOURNAL)
         .expect_err("a damaged snapshot must be refused");
-    assert_names(&err, &["journal 1", "snapshot taken at record 100"]);
+    assert_names(
+        &err,
+        SNAPSHOT_FILE,
+        &["journal 1", "snapshot taken at record 100"],
+    );
     assert_exact(&store.read(JOURNAL, 1, 1000).expect("records are intact"));
 }
 
-/// After an unclean shutdown redb repairs the file on open and verifies its page checksums on
-/// the way: damage in pages shared by its last two commits makes the open itself fail.
+/// Damage in the newest batch cannot be told from a write torn by a crash before it was
+/// acknowledged, so that batch is dropped: a limit of any log that syncs once per batch
+/// (documented in docs/reliability.md). Everything before it reads exactly.
 #[test]
-fn damaged_record_in_the_middle_of_an_abandoned_file_is_refused() {
-    let dir = write_dirty();
-    damage(&journal_path(&dir), &tag(55));
-    let store = open(dir.path());
-    let outcome = no_panic("read", || store.read(JOURNAL, 1, usize::MAX))
-        .unwrap_or_else(|panic| panic!("{panic}"));
-    match outcome {
-        Ok(records) => panic!(
-            "damaged journal read without error ({} records)",
-            records.len()
-        ),
-        Err(err) => {
-            let message = err.to_string();
-            assert!(
-                matches!(err, StorageError::Corrupt { .. }),
-                "expected Corrupt, got {err:?}"
-            );
-            assert!(
-                message.contains(JOURNAL_FILE),
-                "must name the file: {message}"
-            );
-            eprintln!("abandoned file, damaged record 55: {message}");
-        }
-    }
-}
-
-/// redb's one-fsync commits cannot tell damage in the newest commit's pages from a commit torn
-/// by the crash, so its repair rolls the newest commit back: a batch that was acknowledged
-/// disappears without an error. This pins that behaviour (documented in docs/reliability.md as
-/// a limit of the embedded store); if a redb upgrade starts refusing instead, this test fails
-/// and the documentation must change with it.
-#[test]
-fn damage_in_the_newest_commit_of_an_abandoned_file_rolls_that_commit_back() {
+fn damage_in_the_newest_batch_drops_that_batch_only() {
     let dir = write_dirty_ending_with(false);
-    // Record 100's leaf was rewritten by the last commit only; earlier copies hold records < 91.
     damage(&journal_path(&dir), &tag(100));
     let store = open(dir.path());
     let records = no_panic("read", || store.read(JOURNAL, 1, usize::MAX))
         .unwrap_or_else(|panic| panic!("{panic}"))
-        .expect("redb repairs the file by rolling back");
+        .expect("a damaged newest batch is a torn tail");
     assert_exact(&records);
-    assert_eq!(
-        records.len() as u64,
-        (BATCHES - 1) * BATCH_RECORDS,
-        "exactly the newest commit is rolled back"
-    );
+    assert_eq!(records.len() as u64, (BATCHES - 1) * BATCH_RECORDS);
     assert_eq!(store.last_seq(JOURNAL).expect("last_seq"), 90);
+    // The log goes on from there: the next batch takes seq 91.
+    let replacement = payload(91);
+    store
+        .append(JOURNAL, 91, &[replacement.as_slice()])
+        .expect("append after the torn tail");
+    drop(store);
+    let store = open(dir.path());
+    assert_eq!(store.last_seq(JOURNAL).expect("last_seq after reopen"), 91);
+    assert_exact(
+        &store
+            .read(JOURNAL, 1, usize::MAX)
+            .expect("read after reopen"),
+    );
 }
 
-/// The outcome of reopening a damaged file: what it read, or the message it refused with.
-#[derive(Debug)]
-enum Reopened {
-    /// Opened; holds the seqs read (all verified byte for byte).
-    Read(Vec<u64>),
-    /// Refused with this message.
-    Refused(String),
+/// Offset just past the last non-zero byte of the log: the end of its last batch (within the
+/// zero padding that aligns batches).
+fn data_end(file: &Path) -> u64 {
+    let bytes = std::fs::read(file).expect("read journal file");
+    bytes
+        .iter()
+        .rposition(|&b| b != 0)
+        .map_or(0, |i| i as u64 + 1)
 }
 
-/// Reopens `dir` and reads the whole journal, insisting on "exact records of whole commits, or
-/// a clear refusal naming the file".
-fn reopen_and_read(dir: &Path) -> Reopened {
+/// Reopens `dir` and reads the whole journal: the exact records of whole batches (the seqs
+/// read are returned), or a refusal naming the file (its message is returned as `Err`).
+fn reopen_and_read(dir: &Path) -> Result<Vec<u64>, String> {
     let result = no_panic("open and read", || {
         let store = EmbeddedStore::open(dir)?;
         let records = store.read(JOURNAL, 1, usize::MAX)?;
-        let snapshot = store.load_snapshot(JOURNAL)?;
-        Ok::<_, StorageError>((records, snapshot))
+        let _snapshot = store.load_snapshot(JOURNAL)?;
+        Ok::<_, StorageError>(records)
     });
     match result {
         Err(panic) => panic!("{panic}"),
         Ok(Err(err)) => {
             let message = err.to_string();
             assert!(
-                message.contains(JOURNAL_FILE),
+                message.contains(JOURNAL_FILE) || message.contains(SNAPSHOT_FILE),
                 "a refusal must name the file: {message}"
             );
-            Reopened::Refused(message)
+            Err(message)
         }
-        Ok(Ok((records, _snapshot))) => {
+        Ok(Ok(records)) => {
             assert_exact(&records);
-            let seqs: Vec<u64> = records.iter().map(|r| r.seq).collect();
-            let whole_commits = seqs.len() as u64 % BATCH_RECORDS == 0
-                && seqs.iter().copied().eq(1..=seqs.len() as u64);
-            assert!(whole_commits, "not a prefix of whole commits: {seqs:?}");
-            Reopened::Read(seqs)
+            Ok(records.iter().map(|r| r.seq).collect())
         }
     }
 }
 
-/// Whether the outcome is a refusal; a refusal must also say what is wrong with the file.
-fn refused(outcome: &Reopened) -> bool {
-    match outcome {
-        Reopened::Refused(message) => {
-            assert!(
-                message.contains("truncated or damaged"),
-                "a refusal must say what is wrong: {message}"
-            );
-            true
-        }
-        Reopened::Read(_) => false,
-    }
-}
-
-/// Cuts the file at several points and extends it with garbage; every outcome must be
-/// exact records of whole commits or a clear refusal. Which one redb 3.1 gives is then
-/// asserted too, as documented in docs/reliability.md: a file shorter than its header says is
-/// refused (redb asserts; the store reports Corrupt), garbage of whole pages after the end is
-/// ignored, and a length that is not a whole number of pages is refused.
+/// Cuts the log inside every batch, at its first, a middle and its last byte: the journal
+/// opens with exactly the batches before the cut. Then overwrites the zeros after the last
+/// batch with garbage: all 100 records read.
 fn torn_tails(abandoned: bool) {
     let label = if abandoned { "abandoned" } else { "closed" };
-    let write = if abandoned { write_dirty } else { write_clean };
-    let full_len = std::fs::metadata(journal_path(&write()))
-        .expect("journal file")
-        .len();
-    let cuts = [1, 512, 4096, full_len / 4, full_len / 2, full_len - 4096];
-    for cut in cuts {
+    let write = || {
+        if abandoned {
+            write_dirty_ending_with(false)
+        } else {
+            let dir = tempfile::tempdir().expect("temp dir");
+            write_journal(&open(dir.path()), false);
+            dir
+        }
+    };
+    let end = data_end(&journal_path(&write()));
+    let batch_bytes = (end - LOG_HEADER_BYTES).div_ceil(BATCHES);
+    for batch in 0..BATCHES {
+        let start = LOG_HEADER_BYTES + batch * batch_bytes;
+        for cut in [start + 1, start + batch_bytes / 2, start + batch_bytes - 9] {
+            let dir = write();
+            let file = std::fs::OpenOptions::new()
+                .write(true)
+                .open(journal_path(&dir))
+                .expect("open journal file");
+            file.set_len(cut).expect("truncate");
+            drop(file);
+            let seqs = reopen_and_read(dir.path())
+                .unwrap_or_else(|e| panic!("{label} log cut at byte {cut}: refused: {e}"));
+            let whole: Vec<u64> = (1..=batch * BATCH_RECORDS).collect();
+            assert_eq!(
+                seqs, whole,
+                "{label} log cut at byte {cut} (inside batch {batch})"
+            );
+        }
+    }
+    for (name, garbage) in [
+        ("a page of 0xff", vec![0xFF_u8; 4096]),
+        ("a stray record", payload(101).repeat(30)),
+        ("one odd byte", vec![0x5A]),
+    ] {
         let dir = write();
         let file = std::fs::OpenOptions::new()
             .write(true)
             .open(journal_path(&dir))
             .expect("open journal file");
-        file.set_len(full_len - cut).expect("truncate");
+        use std::os::unix::fs::FileExt;
+        file.write_all_at(&garbage, end.next_multiple_of(8))
+            .expect("write garbage");
         drop(file);
-        let outcome = reopen_and_read(dir.path());
-        eprintln!("{label} file of {full_len} bytes cut by {cut}: {outcome:?}");
-        assert!(
-            refused(&outcome),
-            "redb 3.1 refused every truncated file; this one opened: update docs/reliability.md"
-        );
-    }
-    for (name, garbage, whole_pages) in [
-        ("a page of zeros", vec![0_u8; 4096], true),
-        ("a page of 0xff", vec![0xFF_u8; 4096], true),
-        ("a stray record", payload(101).repeat(30), false),
-        ("one odd byte", vec![0x5A], false),
-    ] {
-        let dir = write();
-        let mut file = std::fs::OpenOptions::new()
-            .append(true)
-            .open(journal_path(&dir))
-            .expect("open journal file");
-        file.write_all(&garbage).expect("append garbage");
-        drop(file);
-        let outcome = reopen_and_read(dir.path());
-        eprintln!("{label} file extended by {name}: {outcome:?}");
-        if let Reopened::Read(seqs) = &outcome {
-            assert_eq!(
-                seqs.len(),
-                100,
-                "garbage after the end must not lose commits"
-            );
-        }
+        let seqs = reopen_and_read(dir.path())
+            .unwrap_or_else(|e| panic!("{label} log followed by {name}: refused: {e}"));
         assert_eq!(
-            refused(&outcome),
-            !whole_pages,
-            "redb 3.1 ignored whole pages after the end and refused other lengths: update docs/reliability.md"
+            seqs,
+            (1..=100).collect::<Vec<_>>(),
+            "{label} log followed by {name}"
         );
     }
+    let dir = write();
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .open(journal_path(&dir))
+        .expect("open journal file");
+    file.set_len(LOG_HEADER_BYTES - 1).expect("truncate");
+    drop(file);
+    let refusal = reopen_and_read(dir.path()).expect_err("a log without its header is refused");
+    assert!(refusal.contains("shorter than its header"), "{refusal}");
 }
 
 #[test]
-fn torn_tail_of_a_closed_file_reads_whole_commits_or_is_refused() {
+fn torn_tail_of_a_closed_log_recovers_whole_batches() {
     torn_tails(false);
 }
 
 #[test]
-fn torn_tail_of_an_abandoned_file_reads_whole_commits_or_is_refused() {
+fn torn_tail_of_an_abandoned_log_recovers_whole_batches() {
     torn_tails(true);
+}
+
+/// A snapshot promises the records up to its seq were acknowledged; a log that ends before it
+/// lost acknowledged records and is refused, whatever cut it.
+#[test]
+fn a_log_that_ends_before_its_snapshot_is_refused() {
+    let dir = write_clean();
+    let end = data_end(&journal_path(&dir));
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .open(journal_path(&dir))
+        .expect("open journal file");
+    file.set_len(end - 20).expect("truncate");
+    drop(file);
+    let refusal = reopen_and_read(dir.path()).expect_err("records under the snapshot are gone");
+    assert!(
+        refusal.contains("snapshot was taken at record 100")
+            && refusal.contains("ends at record 90"),
+        "{refusal}"
+    );
 }
 
 /// A journal file from before checksums (records stored bare, no layout version) is refused
@@ -399,7 +400,8 @@ fn journal_written_without_checksums_is_refused_by_layout() {
     let dir = tempfile::tempdir().expect("temp dir");
     drop(open(dir.path()));
     {
-        let db = redb::Database::create(journal_path(&dir)).expect("create layout-1 file");
+        let db =
+            redb::Database::create(dir.path().join(SNAPSHOT_FILE)).expect("create layout-1 file");
         let txn = db.begin_write().expect("begin");
         {
             let events: redb::TableDefinition<u64, &[u8]> = redb::TableDefinition::new("events");
@@ -413,6 +415,30 @@ fn journal_written_without_checksums_is_refused_by_layout() {
         .read(JOURNAL, 1, 10)
         .expect_err("a layout-1 journal must be refused");
     let message = err.to_string();
-    assert!(message.contains(JOURNAL_FILE), "{message}");
+    assert!(message.contains(SNAPSHOT_FILE), "{message}");
     assert!(message.contains("without record checksums"), "{message}");
+}
+
+/// A journal of layout 2 (checksummed records inside the redb file) is refused by layout.
+#[test]
+fn journal_with_records_inside_redb_is_refused_by_layout() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    drop(open(dir.path()));
+    {
+        let db =
+            redb::Database::create(dir.path().join(SNAPSHOT_FILE)).expect("create layout-2 file");
+        let txn = db.begin_write().expect("begin");
+        {
+            let format: redb::TableDefinition<&str, u32> = redb::TableDefinition::new("format");
+            let mut table = txn.open_table(format).expect("table");
+            table.insert("version", 2).expect("insert");
+        }
+        txn.commit().expect("commit");
+    }
+    let err = open(dir.path())
+        .last_seq(JOURNAL)
+        .expect_err("a layout-2 journal must be refused");
+    let message = err.to_string();
+    assert!(message.contains("layout 2"), "{message}");
+    assert!(message.contains("inside the redb file"), "{message}");
 }

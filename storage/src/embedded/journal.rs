@@ -1,9 +1,10 @@
-//! One journal's redb file: its records and its latest snapshot.
+//! One journal: its records in an append-only log file (see [`super::log`]) and its latest
+//! snapshot in a redb file beside it.
 //!
-//! Every value is stored with a checksum (see [`super::checksum`]) that is verified on every
-//! read, so damaged bytes are refused as [`StorageError::Corrupt`] instead of being replayed.
-//! The file records its layout version, so a file written before checksums existed is refused
-//! with a message saying so rather than as a checksum failure at its first record.
+//! Every record and snapshot is stored with a checksum (see [`super::checksum`]) that is
+//! verified on every read, so damaged bytes are refused as [`StorageError::Corrupt`] instead
+//! of being replayed. The redb file records the layout version, so a journal of an older
+//! layout is refused with a message saying so rather than as damage.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -12,20 +13,24 @@ use std::sync::{Mutex, PoisonError};
 use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
 
 use super::checksum::{self, Kind};
+use super::log::RecordLog;
 use super::{begin_durable_write, reading, survive_panic, writing};
 use crate::error::StorageError;
 use crate::store::{JournalId, Record};
 
-/// Records keyed by seq.
+/// Records keyed by seq, in layouts 1 and 2 only: read to recognise those files.
 const EVENTS: TableDefinition<u64, &[u8]> = TableDefinition::new("events");
 /// At most one entry: the latest snapshot, keyed by the seq it was taken at.
 const SNAPSHOT: TableDefinition<u64, &[u8]> = TableDefinition::new("snapshot");
 /// The file's layout version under [`FORMAT_KEY`].
 const FORMAT: TableDefinition<&str, u32> = TableDefinition::new("format");
 const FORMAT_KEY: &str = "version";
-/// Layout this build writes and reads: 2 = every record and snapshot value ends with a
-/// checksum. Files without a version that hold data were written by format 1 (no checksums).
-const FORMAT_VERSION: u32 = 2;
+/// Layout this build writes and reads: 3 = records in the journal's log file, the snapshot
+/// here, each with a checksum. Layout 2 kept checksummed records in this file; files without a
+/// version that hold data were written by layout 1 (no checksums).
+const FORMAT_VERSION: u32 = 3;
+/// The layout that kept records inside the redb file.
+const FORMAT_RECORDS_IN_REDB: u32 = 2;
 
 /// redb's page cache per journal file. Its default (1 GiB) is sized for one database per
 /// process; with one file per shard it would let a few busy shards take the machine's memory.
@@ -36,14 +41,16 @@ const JOURNAL_CACHE_SIZE_BYTES: usize = 32 * 1024 * 1024;
 /// not allocate for records that do not exist.
 const READ_PREALLOC_RECORDS_MAX: usize = 4096;
 
-/// An open journal file.
+/// An open journal.
 pub(super) struct JournalFile {
-    /// The file, named in error messages.
+    /// The redb file, named in error messages.
     path: PathBuf,
     /// The journal stored in the file, named in error messages.
     journal: JournalId,
-    /// The redb database in the file.
+    /// The redb database in the file: layout version and snapshot.
     db: Database,
+    /// The records.
+    log: RecordLog,
     /// Held across the fence check and the commit, so two appenders cannot both pass the check.
     append_lock: Mutex<()>,
     /// Highest committed seq. Changed only under `append_lock` and only after a commit
@@ -74,58 +81,25 @@ impl JournalFile {
                 .create(&path)
         })?
         .map_err(writing(&path))?;
-        let last_seq = last_key(&db, &path, EVENTS)?.unwrap_or(0);
-        let file = JournalFile {
+        check_format(&db, &path, journal)?;
+        let log = RecordLog::open(path.with_extension("log"), journal)?;
+        let last_seq = log.last_seq();
+        if let Some(snapshot_seq) = last_key(&db, &path, SNAPSHOT)?.filter(|&s| s > last_seq) {
+            return Err(StorageError::Corrupt {
+                path,
+                detail: format!(
+                    "journal {journal}: the snapshot was taken at record {snapshot_seq} but the log ends at record {last_seq}; the log file is missing or was cut"
+                ),
+            });
+        }
+        Ok(JournalFile {
             path,
             journal,
             db,
+            log,
             append_lock: Mutex::new(()),
             last_seq: AtomicU64::new(last_seq),
-        };
-        file.check_format()?;
-        Ok(file)
-    }
-
-    /// Refuses files of another layout; stamps new (empty) files with this build's.
-    fn check_format(&self) -> Result<(), StorageError> {
-        let found = {
-            let txn = self.db.begin_read().map_err(reading(&self.path))?;
-            match txn.open_table(FORMAT) {
-                Ok(table) => table
-                    .get(FORMAT_KEY)
-                    .map_err(reading(&self.path))?
-                    .map(|v| v.value()),
-                Err(redb::TableError::TableDoesNotExist(_)) => None,
-                Err(err) => return Err(reading(&self.path)(err)),
-            }
-        };
-        match found {
-            Some(FORMAT_VERSION) => Ok(()),
-            Some(other) => Err(StorageError::Backend(format!(
-                "{}: journal file layout {other}, but this build reads layout {FORMAT_VERSION}; \
-                 open it with the yunquan release that wrote it",
-                self.path.display()
-            ))),
-            None if self.last_seq() > 0 || self.has_snapshot()? => {
-                Err(StorageError::Backend(format!(
-                    "{}: journal {} was written by a yunquan build without record checksums \
-                     (layout 1); this build reads layout {FORMAT_VERSION} only: replay it with \
-                     the release that wrote it or start from an empty data directory",
-                    self.path.display(),
-                    self.journal
-                )))
-            }
-            None => {
-                let txn = begin_durable_write(&self.db, &self.path)?;
-                {
-                    let mut table = txn.open_table(FORMAT).map_err(writing(&self.path))?;
-                    table
-                        .insert(FORMAT_KEY, FORMAT_VERSION)
-                        .map_err(writing(&self.path))?;
-                }
-                txn.commit().map_err(writing(&self.path))
-            }
-        }
+        })
     }
 
     /// The refusal of a stored value whose checksum failed.
@@ -173,20 +147,7 @@ impl JournalFile {
         if events.is_empty() {
             return Ok(());
         }
-        let txn = begin_durable_write(&self.db, &self.path)?;
-        {
-            let mut table = txn.open_table(EVENTS).map_err(writing(&self.path))?;
-            // One buffer for the whole batch: redb copies each value on insert.
-            let mut sealed = Vec::new();
-            for (seq, event) in (first_seq..=new_last_seq).zip(events) {
-                checksum::seal_into(Kind::Record, seq, event, &mut sealed);
-                table
-                    .insert(seq, sealed.as_slice())
-                    .map_err(writing(&self.path))?;
-            }
-        }
-        // An error before here drops `txn`, which aborts it: none of the batch is kept.
-        txn.commit().map_err(writing(&self.path))?;
+        self.log.append(first_seq, events)?;
         self.last_seq.store(new_last_seq, Ordering::Release);
         Ok(())
     }
@@ -195,40 +156,8 @@ impl JournalFile {
         if max == 0 || from_seq > self.last_seq() {
             return Ok(Vec::new());
         }
-        let txn = self.db.begin_read().map_err(reading(&self.path))?;
-        let table = match txn.open_table(EVENTS) {
-            Ok(table) => table,
-            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
-            Err(err) => return Err(reading(&self.path)(err)),
-        };
         let mut records = Vec::with_capacity(max.min(READ_PREALLOC_RECORDS_MAX));
-        // Seqs are dense from 1 up to `last_seq`, so every record's seq is known in advance.
-        let mut expected = from_seq.max(1);
-        for entry in table
-            .range(from_seq..)
-            .map_err(reading(&self.path))?
-            .take(max)
-        {
-            let (seq, payload) = entry.map_err(reading(&self.path))?;
-            let seq = seq.value();
-            // A gap means the file was damaged or edited; returning it would replay wrong state.
-            if seq != expected {
-                return Err(StorageError::Corrupt {
-                    path: self.path.clone(),
-                    detail: format!(
-                        "journal {}: expected record {expected}, found record {seq}",
-                        self.journal
-                    ),
-                });
-            }
-            expected = expected.saturating_add(1);
-            let payload = checksum::unseal(Kind::Record, seq, payload.value())
-                .map_err(|mismatch| self.corrupt(&format!("record {seq}"), &mismatch))?;
-            records.push(Record {
-                seq,
-                payload: payload.to_vec(),
-            });
-        }
+        self.log.read(from_seq.max(1), max, &mut records)?;
         Ok(records)
     }
 
@@ -269,6 +198,54 @@ impl JournalFile {
             Ok(table) => Ok(!table.is_empty().map_err(reading(&self.path))?),
             Err(redb::TableError::TableDoesNotExist(_)) => Ok(false),
             Err(err) => Err(reading(&self.path)(err)),
+        }
+    }
+}
+
+/// Refuses files of another layout; stamps new (empty) files with this build's.
+fn check_format(db: &Database, path: &Path, journal: JournalId) -> Result<(), StorageError> {
+    let found = {
+        let txn = db.begin_read().map_err(reading(path))?;
+        match txn.open_table(FORMAT) {
+            Ok(table) => table
+                .get(FORMAT_KEY)
+                .map_err(reading(path))?
+                .map(|v| v.value()),
+            Err(redb::TableError::TableDoesNotExist(_)) => None,
+            Err(err) => return Err(reading(path)(err)),
+        }
+    };
+    let has_data = || -> Result<bool, StorageError> {
+        Ok(last_key(db, path, EVENTS)?.is_some() || last_key(db, path, SNAPSHOT)?.is_some())
+    };
+    match found {
+        Some(FORMAT_VERSION) => Ok(()),
+        Some(FORMAT_RECORDS_IN_REDB) => Err(StorageError::Backend(format!(
+            "{}: journal {journal} keeps its records inside the redb file (layout {FORMAT_RECORDS_IN_REDB}); \
+             this build reads layout {FORMAT_VERSION} (records in a log file) only: replay it with \
+             the release that wrote it or start from an empty data directory",
+            path.display()
+        ))),
+        Some(other) => Err(StorageError::Backend(format!(
+            "{}: journal file layout {other}, but this build reads layout {FORMAT_VERSION}; \
+             open it with the yunquan release that wrote it",
+            path.display()
+        ))),
+        None if has_data()? => Err(StorageError::Backend(format!(
+            "{}: journal {journal} was written by a yunquan build without record checksums \
+             (layout 1); this build reads layout {FORMAT_VERSION} only: replay it with \
+             the release that wrote it or start from an empty data directory",
+            path.display()
+        ))),
+        None => {
+            let txn = begin_durable_write(db, path)?;
+            {
+                let mut table = txn.open_table(FORMAT).map_err(writing(path))?;
+                table
+                    .insert(FORMAT_KEY, FORMAT_VERSION)
+                    .map_err(writing(path))?;
+            }
+            txn.commit().map_err(writing(path))
         }
     }
 }
