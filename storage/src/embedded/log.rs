@@ -13,8 +13,9 @@
 //!   ([`BATCH_MAGIC`], records `u32`, first seq `u64`, body bytes `u32`, body CRC `u32`,
 //!   header CRC `u32` over the 24 bytes before it, zero `u32`), then the body: per record its
 //!   sealed length `u32` and the record sealed with its seq (see [`super::checksum`]).
-//! - Zeros after the last batch. The file grows [`PREALLOC_BYTES`] of written zeros at a time,
-//!   so a batch's `fdatasync` flushes its own blocks and no size or extent change.
+//! - Zeros after the last batch. The file grows by written zeros, a quarter of its size at a
+//!   time (between [`PREALLOC_MIN_BYTES`] and [`PREALLOC_MAX_BYTES`]), so a batch's
+//!   `fdatasync` flushes its own blocks and no size or extent change.
 //!
 //! Opening scans every batch. An all-zero header ends the log. A batch that does not check
 //! out (torn header or body, wrong seq, cut short by the end of the file) is the torn tail of
@@ -47,9 +48,13 @@ const BATCH_HEADER_BYTES: usize = 32;
 /// Batches start at multiples of this, so a search for intact batches after damage looks at
 /// one offset in eight.
 const BATCH_ALIGN_BYTES: u64 = 8;
-/// Zeros written ahead of the log's end at a time: large enough that extending (which also
-/// syncs the file's size) happens once per several thousand batches.
-const PREALLOC_BYTES: u64 = 8 * 1024 * 1024;
+/// Fewest zeros written ahead of the log's end at a time: a new journal costs this much disk
+/// (a test suite creates hundreds), and extending, which also syncs the file's size, happens
+/// about once per 5,000 small records at this size.
+const PREALLOC_MIN_BYTES: u64 = 1024 * 1024;
+/// Most zeros written ahead at a time, so one extension stalls one batch for tens of
+/// milliseconds at worst.
+const PREALLOC_MAX_BYTES: u64 = 64 * 1024 * 1024;
 /// Chunk of zeros written (and of file read while searching) at a time.
 const IO_CHUNK_BYTES: usize = 1024 * 1024;
 /// Largest body a batch header may claim; a larger claim is damage, not a batch.
@@ -192,7 +197,7 @@ impl RecordLog {
         self.file.write_all_at(&h, 0).map_err(|e| self.io(e))?;
         let mut tail = self.lock();
         tail.allocated = FILE_HEADER_BYTES;
-        self.extend(&mut tail, PREALLOC_BYTES)
+        self.extend(&mut tail, 0)
     }
 
     fn check_file_header(&self, len: u64) -> Result<(), StorageError> {
@@ -217,10 +222,12 @@ impl RecordLog {
         Ok(())
     }
 
-    /// Writes zeros so that at least `needed` bytes past the end are allocated, then syncs the
-    /// file (its size changed). Nothing of a batch is written yet, so a failure poisons nothing.
+    /// Writes zeros so that at least `needed` bytes past the end are allocated (and the usual
+    /// share of the file's size more), then syncs the file (its size changed). Nothing of a
+    /// batch is written yet, so a failure poisons nothing.
     fn extend(&self, tail: &mut Tail, needed: u64) -> Result<(), StorageError> {
-        let target = tail.end + needed.max(PREALLOC_BYTES);
+        let ahead = (tail.end / 4).clamp(PREALLOC_MIN_BYTES, PREALLOC_MAX_BYTES);
+        let target = tail.end + needed.max(ahead);
         let zeros = vec![0u8; IO_CHUNK_BYTES];
         let mut at = tail.allocated;
         while at < target {
@@ -325,14 +332,36 @@ impl RecordLog {
                 }
             }
         }
-        // Bytes past the end are trusted only once this log wrote them as zeros: a torn batch
-        // or anything else there is overwritten now, before a new batch could land next to it.
+        // Every byte between the end and the file's length must be zero before a batch lands
+        // there: a torn batch or anything else found is overwritten now. A clean log is only read.
         tail.end = offset;
-        tail.allocated = offset;
-        self.extend(
-            &mut tail,
-            PREALLOC_BYTES.max(len.saturating_sub(offset).min(PREALLOC_BYTES * 4)),
-        )
+        if self.zero_from(offset, len)? {
+            tail.allocated = len;
+            if len - offset >= PREALLOC_MIN_BYTES / 2 {
+                return Ok(());
+            }
+            self.extend(&mut tail, 0)
+        } else {
+            tail.allocated = offset;
+            self.extend(&mut tail, len - offset)
+        }
+    }
+
+    /// Whether every byte of the file from `offset` to `len` is zero.
+    fn zero_from(&self, offset: u64, len: u64) -> Result<bool, StorageError> {
+        let mut chunk = vec![0u8; IO_CHUNK_BYTES];
+        let mut at = offset;
+        while at < len {
+            let n = (len - at).min(IO_CHUNK_BYTES as u64) as usize;
+            self.file
+                .read_exact_at(&mut chunk[..n], at)
+                .map_err(|e| self.io(e))?;
+            if chunk[..n].iter().any(|&b| b != 0) {
+                return Ok(false);
+            }
+            at += n as u64;
+        }
+        Ok(true)
     }
 
     /// The first seq of an intact batch of seq `min_seq` or later that starts after `offset`.
