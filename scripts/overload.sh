@@ -21,6 +21,9 @@
 #   OVERLOAD_CAP=256           the server's --requests-in-flight-max in both phases
 #   OVERLOAD_CONNECTIONS=1024  the load generator's requests in flight at most
 #   OVERLOAD_NO_BUILD=0        1 uses target/release/yunquan as it is
+#   OVERLOAD_SERVER_CPUS=""    CPU list for the server (taskset -c), e.g. 0
+#   OVERLOAD_LOADGEN_CPUS=""   CPU list for the load generator, e.g. 1; with both set, the
+#                              load generator cannot take the server's cores
 # Outputs: the table on stdout; report.json of each phase and the server logs in
 # target/overload/. Everything listens on and talks to 127.0.0.1 only; each phase is
 # bounded by the scenario (a fixed number of contenders and retries).
@@ -38,6 +41,15 @@ FACTOR=${OVERLOAD_FACTOR:-5}
 CAP=${OVERLOAD_CAP:-256}
 CONNECTIONS=${OVERLOAD_CONNECTIONS:-1024}
 NO_BUILD=${OVERLOAD_NO_BUILD:-0}
+SERVER_CPUS=${OVERLOAD_SERVER_CPUS:-}
+LOADGEN_CPUS=${OVERLOAD_LOADGEN_CPUS:-}
+SERVER_PIN=()
+LOADGEN_PIN=()
+if [[ -n $SERVER_CPUS || -n $LOADGEN_CPUS ]]; then
+  command -v taskset >/dev/null 2>&1 || { echo "taskset (util-linux) is required to pin CPUs" >&2; exit 1; }
+fi
+[[ -n $SERVER_CPUS ]] && SERVER_PIN=(taskset -c "$SERVER_CPUS")
+[[ -n $LOADGEN_CPUS ]] && LOADGEN_PIN=(taskset -c "$LOADGEN_CPUS")
 BIN=$ROOT/target/release/yunquan
 OUT=$ROOT/target/overload
 SCENARIO=$ROOT/scenarios/guizhou-flash-round.toml
@@ -67,7 +79,7 @@ trap cleanup EXIT
 phase() {
   local name=$1 scale=$2 data=$TMP/$1 addr token
   mkdir -p "$data"
-  "$BIN" serve --data "$data" --listen 127.0.0.1:0 --requests-in-flight-max "$CAP" \
+  "${SERVER_PIN[@]}" "$BIN" serve --data "$data" --listen 127.0.0.1:0 --requests-in-flight-max "$CAP" \
     >"$OUT/$name-serve.out" 2>"$OUT/$name-serve.log" &
   SERVER_PID=$!
   addr=$(wait_listening "$OUT/$name-serve.out" "$SERVER_PID") ||
@@ -82,7 +94,7 @@ phase() {
   SAMPLER_PID=$!
   echo "==> $name: scale $scale against $addr (in-flight cap $CAP, $CONNECTIONS connections)"
   set +e
-  "$BIN" loadgen --scenario "$SCENARIO" --target "$addr" --scale "$scale" --token "$token" \
+  "${LOADGEN_PIN[@]}" "$BIN" loadgen --scenario "$SCENARIO" --target "$addr" --scale "$scale" --token "$token" \
     --connections "$CONNECTIONS" --report "$OUT/$name-report.json" >"$OUT/$name-loadgen.out" 2>&1
   local rc=$?
   set -e
