@@ -37,6 +37,8 @@ use meta::MetaFile;
 const META_FILE_NAME: &str = "meta.redb";
 const JOURNAL_FILE_PREFIX: &str = "journal-";
 const JOURNAL_FILE_SUFFIX: &str = ".redb";
+/// Suffix of a journal's record log, beside its redb file.
+const LOG_FILE_SUFFIX: &str = ".log";
 
 /// A [`Store`] backed by redb files in one directory.
 pub struct EmbeddedStore {
@@ -101,10 +103,9 @@ impl EmbeddedStore {
             return Ok(Some(Arc::clone(file)));
         }
         let path = self.journal_path(journal);
-        let exists = path.try_exists().map_err(|source| StorageError::Io {
-            path: path.clone(),
-            source,
-        })?;
+        // Either file makes the journal exist: opening then finds out whether the other one
+        // is missing, instead of reporting an empty journal.
+        let exists = log::exists(&path)? || log::exists(&path.with_extension("log"))?;
         if !exists && !create {
             return Ok(None);
         }
@@ -210,6 +211,10 @@ impl Store for EmbeddedStore {
             let Some(id) = entry.file_name().to_str().and_then(parse_journal_file_name) else {
                 continue;
             };
+            // A journal has a .redb and a .log file; list it once.
+            if ids.contains(&id) {
+                continue;
+            }
             // A file can exist without content, e.g. after an append refused by the fence.
             if let Some(file) = self.journal(id, false)? {
                 if file.last_seq() > 0 || file.has_snapshot()? {
@@ -242,12 +247,15 @@ fn journal_file_name(journal: JournalId) -> String {
 
 /// The journal id of a file name, only if it is exactly the name that id is stored under
 /// (so a stray `journal-7.redb` is not mistaken for `journal-00007.redb`).
+/// The journal of a file name, its redb file's or its log's.
 fn parse_journal_file_name(name: &str) -> Option<JournalId> {
-    let digits = name
-        .strip_prefix(JOURNAL_FILE_PREFIX)?
-        .strip_suffix(JOURNAL_FILE_SUFFIX)?;
+    let rest = name.strip_prefix(JOURNAL_FILE_PREFIX)?;
+    let (digits, suffix) = match rest.strip_suffix(JOURNAL_FILE_SUFFIX) {
+        Some(digits) => (digits, JOURNAL_FILE_SUFFIX),
+        None => (rest.strip_suffix(LOG_FILE_SUFFIX)?, LOG_FILE_SUFFIX),
+    };
     let id = digits.parse::<JournalId>().ok()?;
-    (journal_file_name(id) == name).then_some(id)
+    (format!("{JOURNAL_FILE_PREFIX}{id:05}{suffix}") == name).then_some(id)
 }
 
 /// Makes a newly created file's directory entry durable; without it a crash can lose the

@@ -61,6 +61,21 @@ pub enum StorageError {
         got: u64,
     },
 
+    /// A snapshot was offered for a seq past the journal's last record: it would claim records
+    /// that do not exist. Nothing was stored.
+    #[error(
+        "journal {journal}: snapshot at seq {seq} refused because the journal ends at seq {last_seq}; \
+         snapshot only state whose records are already appended"
+    )]
+    SnapshotPastEnd {
+        /// The journal.
+        journal: JournalId,
+        /// The seq the snapshot claimed.
+        seq: u64,
+        /// The journal's last seq.
+        last_seq: u64,
+    },
+
     /// Stored data failed its checksum or could not be decoded.
     #[error(
         "data file {} is corrupt: {detail}; restore it from a backup or move it aside (the journal's data is then lost)",
@@ -102,6 +117,7 @@ impl StorageError {
             Self::Write { .. }
             | Self::Io { .. }
             | Self::SequenceMismatch { .. }
+            | Self::SnapshotPastEnd { .. }
             | Self::Corrupt { .. }
             | Self::Backend(_) => false,
         }

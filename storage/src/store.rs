@@ -60,8 +60,11 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
 
     /// Durably stores a snapshot of the journal's state as of `seq` (replaces the previous one).
     ///
-    /// The backend does not compare `seq` with the journal: keeping it consistent with the
-    /// records is the caller's job, since only the caller knows what the state contains.
+    /// `seq` may not be past the journal's last record ([`StorageError::SnapshotPastEnd`]):
+    /// a snapshot promises that its records were appended, and a backend that finds a
+    /// snapshot past the end of its records on opening must treat them as lost. Whether the
+    /// state matches the records is the caller's job, since only the caller knows what the
+    /// state contains.
     fn save_snapshot(&self, journal: JournalId, seq: u64, state: &[u8])
         -> Result<(), StorageError>;
 

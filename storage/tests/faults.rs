@@ -118,15 +118,17 @@ fn fail_next_appends_counts_only_non_empty_batches() {
 #[test]
 fn failing_snapshots_keep_the_previous_one() {
     let (store, _dir) = faulty();
+    let records: Vec<&[u8]> = vec![b"r"; 9];
+    store.append(3, 1, &records[..5]).expect("records 1-5");
     store.save_snapshot(3, 5, b"old").expect("first snapshot");
     store.fail_snapshots(true);
-    assert_injected(store.save_snapshot(3, 9, b"new"));
+    assert_injected(store.save_snapshot(3, 5, b"new"));
     assert_eq!(
         store.load_snapshot(3).expect("load"),
         Some((5, b"old".to_vec()))
     );
     store
-        .append(3, 1, &[b"r"])
+        .append(3, 6, &records[5..])
         .expect("appends are not affected");
     store.fail_snapshots(false);
     store

@@ -7,6 +7,9 @@
 //! If the write fails, the state is reloaded from the journal, counters taken for
 //! the batch are given back unless the batch reached the journal after all, and
 //! every reply of the batch says "unavailable" (a retry with the same key replays).
+//! A command that waited in the mailbox longer than the configured bound is answered
+//! "overloaded" without being executed: executing it late would only delay everything
+//! queued behind it, and a retry of a command never executed simply executes.
 
 use super::events::{encode, encode_into};
 use super::recovery::recover_shard;

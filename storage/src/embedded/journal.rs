@@ -13,7 +13,7 @@ use std::sync::{Mutex, PoisonError};
 use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
 
 use super::checksum::{self, Kind};
-use super::log::RecordLog;
+use super::log::{self, RecordLog};
 use super::{begin_durable_write, reading, survive_panic, writing};
 use crate::error::StorageError;
 use crate::store::{JournalId, Record};
@@ -81,8 +81,23 @@ impl JournalFile {
                 .create(&path)
         })?
         .map_err(writing(&path))?;
-        check_format(&db, &path, journal)?;
-        let log = RecordLog::open(path.with_extension("log"), journal)?;
+        let stamped = check_format(&db, &path, journal)?;
+        let log_path = path.with_extension("log");
+        // The log is created before the layout is stamped, so a stamped journal without its
+        // log lost it (a crash in between leaves an unstamped file and a new log).
+        if stamped && !log::exists(&log_path)? {
+            return Err(StorageError::Corrupt {
+                path: log_path,
+                detail: format!(
+                    "journal {journal}: the record log is missing, though {} says the journal has one",
+                    path.display()
+                ),
+            });
+        }
+        let log = RecordLog::open(log_path, journal)?;
+        if !stamped {
+            stamp_format(&db, &path)?;
+        }
         let last_seq = log.last_seq();
         if let Some(snapshot_seq) = last_key(&db, &path, SNAPSHOT)?.filter(|&s| s > last_seq) {
             return Err(StorageError::Corrupt {
@@ -162,6 +177,14 @@ impl JournalFile {
     }
 
     pub(super) fn save_snapshot(&self, seq: u64, state: &[u8]) -> Result<(), StorageError> {
+        let last_seq = self.last_seq();
+        if seq > last_seq {
+            return Err(StorageError::SnapshotPastEnd {
+                journal: self.journal,
+                seq,
+                last_seq,
+            });
+        }
         let txn = begin_durable_write(&self.db, &self.path)?;
         {
             let mut table = txn.open_table(SNAPSHOT).map_err(writing(&self.path))?;
@@ -202,8 +225,9 @@ impl JournalFile {
     }
 }
 
-/// Refuses files of another layout; stamps new (empty) files with this build's.
-fn check_format(db: &Database, path: &Path, journal: JournalId) -> Result<(), StorageError> {
+/// Refuses files of another layout. `Ok(true)`: the file is of this build's layout;
+/// `Ok(false)`: a new (empty) file, to be stamped with [`stamp_format`].
+fn check_format(db: &Database, path: &Path, journal: JournalId) -> Result<bool, StorageError> {
     let found = {
         let txn = db.begin_read().map_err(reading(path))?;
         match txn.open_table(FORMAT) {
@@ -219,7 +243,7 @@ fn check_format(db: &Database, path: &Path, journal: JournalId) -> Result<(), St
         Ok(last_key(db, path, EVENTS)?.is_some() || last_key(db, path, SNAPSHOT)?.is_some())
     };
     match found {
-        Some(FORMAT_VERSION) => Ok(()),
+        Some(FORMAT_VERSION) => Ok(true),
         Some(FORMAT_RECORDS_IN_REDB) => Err(StorageError::Backend(format!(
             "{}: journal {journal} keeps its records inside the redb file (layout {FORMAT_RECORDS_IN_REDB}); \
              this build reads layout {FORMAT_VERSION} (records in a log file) only: replay it with \
@@ -237,17 +261,20 @@ fn check_format(db: &Database, path: &Path, journal: JournalId) -> Result<(), St
              the release that wrote it or start from an empty data directory",
             path.display()
         ))),
-        None => {
-            let txn = begin_durable_write(db, path)?;
-            {
-                let mut table = txn.open_table(FORMAT).map_err(writing(path))?;
-                table
-                    .insert(FORMAT_KEY, FORMAT_VERSION)
-                    .map_err(writing(path))?;
-            }
-            txn.commit().map_err(writing(path))
-        }
+        None => Ok(false),
     }
+}
+
+/// Records this build's layout in a new journal's redb file.
+fn stamp_format(db: &Database, path: &Path) -> Result<(), StorageError> {
+    let txn = begin_durable_write(db, path)?;
+    {
+        let mut table = txn.open_table(FORMAT).map_err(writing(path))?;
+        table
+            .insert(FORMAT_KEY, FORMAT_VERSION)
+            .map_err(writing(path))?;
+    }
+    txn.commit().map_err(writing(path))
 }
 
 /// The highest key of `table`, `None` if it is empty or was never created.

@@ -155,7 +155,9 @@ impl RecordLog {
             }),
         };
         let len = log.file_len()?;
-        if !existed || len == 0 {
+        // A header is synced before any batch is written, so a file of nothing but zeros
+        // (its creation was cut short) never held an acknowledged record.
+        if !existed || log.zero_from(0, len)? {
             log.write_file_header()?;
         } else {
             log.check_file_header(len)?;
@@ -166,6 +168,13 @@ impl RecordLog {
 
     fn io(&self, source: std::io::Error) -> StorageError {
         StorageError::Io {
+            path: self.path.clone(),
+            source,
+        }
+    }
+
+    fn write_failed(&self, source: std::io::Error) -> StorageError {
+        StorageError::Write {
             path: self.path.clone(),
             source,
         }
@@ -194,7 +203,9 @@ impl RecordLog {
         h[12..16].copy_from_slice(&self.journal.to_le_bytes());
         let crc = crc32fast::hash(&h[..16]);
         h[16..20].copy_from_slice(&crc.to_le_bytes());
-        self.file.write_all_at(&h, 0).map_err(|e| self.io(e))?;
+        self.file
+            .write_all_at(&h, 0)
+            .map_err(|e| self.write_failed(e))?;
         let mut tail = self.lock();
         tail.allocated = FILE_HEADER_BYTES;
         self.extend(&mut tail, 0)
@@ -234,10 +245,10 @@ impl RecordLog {
             let n = (target - at).min(IO_CHUNK_BYTES as u64) as usize;
             self.file
                 .write_all_at(&zeros[..n], at)
-                .map_err(|e| self.io(e))?;
+                .map_err(|e| self.write_failed(e))?;
             at += n as u64;
         }
-        self.file.sync_all().map_err(|e| self.io(e))?;
+        self.file.sync_all().map_err(|e| self.write_failed(e))?;
         tail.allocated = target;
         Ok(())
     }
@@ -313,38 +324,47 @@ impl RecordLog {
         let mut offset = FILE_HEADER_BYTES;
         let mut next_seq = 1u64;
         loop {
-            match self.batch_at(offset, len, Some(next_seq)) {
-                Ok(None) => break,
+            // A file cut right after its last batch (in the padding) simply ends there.
+            if offset >= len {
+                break;
+            }
+            let reason = match self.batch_at(offset, len, Some(next_seq)) {
                 Ok(Some((at, _))) => {
                     offset =
                         align_up(offset + BATCH_HEADER_BYTES as u64 + u64::from(at.body_bytes));
                     next_seq = at.first_seq + u64::from(at.records);
                     tail.batches.push(at);
+                    continue;
                 }
-                Err(reason) => {
-                    if let Some(later) = self.intact_batch_after(offset, len, next_seq)? {
-                        return Err(self.corrupt(format!(
-                            "{reason}, yet record {later} after it is intact: acknowledged records are damaged"
-                        )));
-                    }
-                    tracing::warn!(path = %self.path.display(), journal = self.journal, %reason, "torn tail of an unacknowledged write; zeroing it");
-                    break;
-                }
+                // Zeros end the log, unless intact batches follow: then a header was wiped.
+                Ok(None) => None,
+                Err(reason) => Some(reason),
+            };
+            if let Some(later) = self.intact_batch_after(offset, len, next_seq)? {
+                let what = reason
+                    .unwrap_or_else(|| format!("the batch header at byte {offset} is zeroed"));
+                return Err(self.corrupt(format!(
+                    "{what}, yet record {later} after it is intact: acknowledged records are damaged"
+                )));
             }
+            if let Some(reason) = reason {
+                tracing::warn!(path = %self.path.display(), journal = self.journal, %reason, "torn tail of an unacknowledged write; zeroing it");
+            }
+            break;
         }
         // Every byte between the end and the file's length must be zero before a batch lands
         // there: a torn batch or anything else found is overwritten now. A clean log is only read.
         tail.end = offset;
-        if self.zero_from(offset, len)? {
-            tail.allocated = len;
-            if len - offset >= PREALLOC_MIN_BYTES / 2 {
-                return Ok(());
-            }
-            self.extend(&mut tail, 0)
-        } else {
+        if offset < len && !self.zero_from(offset, len)? {
             tail.allocated = offset;
-            self.extend(&mut tail, len - offset)
+            return self.extend(&mut tail, len - offset);
         }
+        // `len` may be short of `offset` by the last batch's padding; extending writes it.
+        tail.allocated = len;
+        if len >= offset + PREALLOC_MIN_BYTES / 2 {
+            return Ok(());
+        }
+        self.extend(&mut tail, 0)
     }
 
     /// Whether every byte of the file from `offset` to `len` is zero.
@@ -460,7 +480,7 @@ impl RecordLog {
                 .and_then(|()| self.file.sync_data());
             if let Err(e) = written {
                 tail.poisoned = Some(e.to_string());
-                return Err(self.io(e));
+                return Err(self.write_failed(e));
             }
             tail.end = offset + buf.len() as u64;
             tail.batches.push(BatchAt {
@@ -570,4 +590,12 @@ impl Iterator for Records<'_> {
         self.seq += 1;
         Some(item)
     }
+}
+
+/// Whether `path` exists.
+pub(super) fn exists(path: &std::path::Path) -> Result<bool, StorageError> {
+    path.try_exists().map_err(|source| StorageError::Io {
+        path: path.to_path_buf(),
+        source,
+    })
 }
