@@ -465,10 +465,10 @@ impl ShardActor {
             self.snapshot();
         }
         let replied = Instant::now();
+        let reply_seconds = metrics::histogram!("yunquan_shard_reply_seconds");
         for (sent, r) in replies.drain(..) {
             r(failure.clone());
-            metrics::histogram!("yunquan_shard_reply_seconds")
-                .record(replied.saturating_duration_since(sent).as_secs_f64());
+            reply_seconds.record(replied.saturating_duration_since(sent).as_secs_f64());
         }
         pending.clear();
         self.pending = pending;

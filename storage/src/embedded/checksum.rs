@@ -75,6 +75,11 @@ fn crc(kind: Kind, seq: u64, payload: &[u8]) -> u32 {
 /// Replaces `out` with the stored form of `payload` at `seq`.
 pub(super) fn seal_into(kind: Kind, seq: u64, payload: &[u8], out: &mut Vec<u8>) {
     out.clear();
+    seal_append(kind, seq, payload, out);
+}
+
+/// Like [`seal_into`], appending to what `out` already holds.
+pub(super) fn seal_append(kind: Kind, seq: u64, payload: &[u8], out: &mut Vec<u8>) {
     out.reserve(payload.len() + CHECKSUM_BYTES);
     out.extend_from_slice(payload);
     out.extend_from_slice(&crc(kind, seq, payload).to_le_bytes());

@@ -443,12 +443,19 @@ impl RecordLog {
         let mut buf = std::mem::take(&mut tail.buf);
         buf.clear();
         buf.resize(BATCH_HEADER_BYTES, 0);
-        let mut sealed = Vec::new();
         for (seq, event) in (first_seq..).zip(events) {
-            sealed.clear();
-            checksum::seal_into(Kind::Record, seq, event, &mut sealed);
-            buf.extend_from_slice(&(sealed.len() as u32).to_le_bytes());
-            buf.extend_from_slice(&sealed);
+            // Length prefix first, filled in once the record is sealed in place.
+            let at = buf.len();
+            buf.extend_from_slice(&[0; 4]);
+            checksum::seal_append(Kind::Record, seq, event, &mut buf);
+            let sealed_bytes = u32::try_from(buf.len() - at - 4).map_err(|_| {
+                StorageError::Backend(format!(
+                    "journal {}: record {seq} of {} bytes is too large",
+                    self.journal,
+                    event.len()
+                ))
+            })?;
+            buf[at..at + 4].copy_from_slice(&sealed_bytes.to_le_bytes());
         }
         let body_bytes = u32::try_from(buf.len() - BATCH_HEADER_BYTES)
             .ok()
