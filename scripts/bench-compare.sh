@@ -76,7 +76,7 @@ die() { printf 'error: %s\n' "$*" >&2; exit 1; }
 wants() { [[ " $TARGETS " == *" $1 "* ]]; }
 
 # --- tools -------------------------------------------------------------------------
-PG_BIN=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n1 || true)
+PG_BIN=$(pg_bin)
 missing=()
 command -v jq >/dev/null 2>&1 || missing+=(jq)
 command -v curl >/dev/null 2>&1 || missing+=(curl)
@@ -88,21 +88,8 @@ if wants postgres; then
   [[ -n $PG_BIN && -x $PG_BIN/initdb ]] || missing+=(postgresql)
 fi
 if ((${#missing[@]} > 0)); then
-  if [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null 2>&1; then
-    say "installing ${missing[*]} (apt-get)"
-    apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
-    # The Debian package starts its own cluster and server; this script uses neither.
-    if [[ " ${missing[*]} " == *" redis-server "* ]]; then
-      systemctl stop redis-server 2>/dev/null || service redis-server stop 2>/dev/null || true
-    fi
-    if [[ " ${missing[*]} " == *" postgresql "* ]]; then
-      systemctl stop postgresql 2>/dev/null || service postgresql stop 2>/dev/null || true
-    fi
-  else
-    die "missing ${missing[*]}: install them first, e.g. 'sudo apt-get update && sudo apt-get install -y ${missing[*]}'"
-  fi
-  PG_BIN=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n1 || true)
+  apt_install "${missing[@]}" || exit 1
+  PG_BIN=$(pg_bin)
 fi
 command -v cargo >/dev/null 2>&1 || die "cargo is required (https://rustup.rs)"
 
@@ -147,66 +134,31 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-# A free TCP port on 127.0.0.1 (the kernel picks it; the server binds it right after).
-free_port() {
-  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])' 2>/dev/null ||
-    die "python3 is needed to pick a free port"
-}
-
-# wait_for NAME SECONDS COMMAND...: retries COMMAND every 0.1 s until it succeeds.
-wait_for() {
-  local name=$1 seconds=$2 i
-  shift 2
-  for ((i = 0; i < seconds * 10; i++)); do
-    "$@" >/dev/null 2>&1 && return 0
-    sleep 0.1
-  done
-  die "$name did not come up within $seconds s; see $LOG_DIR/$name.log"
-}
-
 ARGS=()
 
 # --- Redis -------------------------------------------------------------------------
-start_redis() {
-  local name=$1 port dir
+redis_target() {
+  local name=$1 port
   shift
-  port=$(free_port)
-  dir=$WORK/$name
-  mkdir -p "$dir"
-  redis-server --bind 127.0.0.1 --port "$port" --dir "$dir" --daemonize no \
-    --protected-mode yes --logfile "$LOG_DIR/$name.log" "$@" &
-  PIDS+=($!)
-  wait_for "$name" 30 redis-cli -h 127.0.0.1 -p "$port" ping
+  port=$(free_port) || die "python3 is needed to pick a free port"
+  start_redis "$WORK/$name" "$LOG_DIR/$name.log" "$port" "$@" || exit 1
+  PIDS+=("$STARTED_PID")
   ARGS+=(--redis "redis://127.0.0.1:$port")
   say "$name on 127.0.0.1:$port ($*)"
 }
 if wants redis-none; then
-  start_redis redis-none --save "" --appendonly no
+  redis_target redis-none --save "" --appendonly no
 fi
 if wants redis-aof; then
-  start_redis redis-aof --save "" --appendonly yes --appendfsync everysec
+  redis_target redis-aof --save "" --appendonly yes --appendfsync everysec
 fi
 
 # --- PostgreSQL --------------------------------------------------------------------
 if wants postgres; then
-  PG_PORT=$(free_port)
-  PGDATA=$WORK/pg
-  mkdir -p "$PGDATA"
-  as_pg=()
-  if [[ $(id -u) -eq 0 ]]; then
-    id postgres >/dev/null 2>&1 || die "running as root needs the 'postgres' user (the postgresql package creates it)"
-    chown postgres "$PGDATA"
-    as_pg=(runuser -u postgres --)
-  fi
-  "${as_pg[@]}" "$PG_BIN/initdb" -D "$PGDATA" -U bench --auth=trust -E UTF8 >"$LOG_DIR/postgres-initdb.log" 2>&1 ||
-    die "initdb failed; see $LOG_DIR/postgres-initdb.log"
+  PG_PORT=$(free_port) || die "python3 is needed to pick a free port"
   # Durable like yunquan: a commit returns only after its WAL is flushed to disk.
-  "${as_pg[@]}" "$PG_BIN/postgres" -D "$PGDATA" -p "$PG_PORT" -k "$PGDATA" \
-    -c listen_addresses=127.0.0.1 -c synchronous_commit=on -c fsync=on \
-    -c max_connections=$((CLIENTS + 20)) >"$LOG_DIR/postgres.log" 2>&1 &
-  PIDS+=($!)
-  wait_for postgres 60 "$PG_BIN/pg_isready" -h 127.0.0.1 -p "$PG_PORT" -U bench
-  "$PG_BIN/createdb" -h 127.0.0.1 -p "$PG_PORT" -U bench bench
+  start_postgres "$PG_BIN" "$WORK/pg" "$LOG_DIR/postgres.log" "$PG_PORT" $((CLIENTS + 20)) || exit 1
+  PIDS+=("$STARTED_PID")
   ARGS+=(--postgres "postgres://bench@127.0.0.1:$PG_PORT/bench")
   say "postgres on 127.0.0.1:$PG_PORT (synchronous_commit=on, fsync=on)"
 fi
@@ -220,7 +172,7 @@ if wants yunquan-http; then
   PIDS+=($!)
   YQ=$(wait_listening "$LOG_DIR/yunquan.stdout" "${PIDS[-1]}") ||
     die "yunquan serve did not start; see $LOG_DIR/yunquan.log"
-  wait_for yunquan 60 curl -fs "$YQ/readyz"
+  wait_for 60 curl -fs "$YQ/readyz" || die "yunquan serve was not ready within 60 s; see $LOG_DIR/yunquan.log"
   YUNQUAN_TOKEN=$("$YUNQUAN" token --data "$DATA" --role manager --subject bench)
   export YUNQUAN_TOKEN
   ARGS+=(--yunquan-http "$YQ")

@@ -234,31 +234,16 @@ mod tests {
         assert_eq!(persistence_label("no", "no", "3600 1").0, "redis-lua-rdb");
     }
 
-    /// Runs only with `YUNQUAN_TEST_REDIS_URL` set (a scratch Redis server).
+    /// Needs `YUNQUAN_TEST_REDIS_URL` (a scratch Redis server); `scripts/test.sh` starts one.
     #[tokio::test]
     async fn the_script_grants_once_per_person_and_never_oversells() {
-        let Ok(url) = std::env::var("YUNQUAN_TEST_REDIS_URL") else {
-            eprintln!("skipped: set YUNQUAN_TEST_REDIS_URL=redis://127.0.0.1:PORT to run");
+        let Some(url) = super::super::target::testing::server_url(
+            "YUNQUAN_TEST_REDIS_URL",
+            "redis://127.0.0.1:PORT",
+        ) else {
             return;
         };
         let t = RedisTarget::connect(&url, 2).await.unwrap();
-        let round = t.open_round(2).await.unwrap();
-        assert_eq!(t.claim(&round, 0, 7).await, Outcome::Granted);
-        assert_eq!(t.claim(&round, 1, 7).await, Outcome::Limited);
-        assert_eq!(t.claim(&round, 1, 8).await, Outcome::Granted);
-        assert_eq!(t.claim(&round, 0, 9).await, Outcome::SoldOut);
-        assert_eq!(t.claim(&round, 0, 8).await, Outcome::Limited);
-        let s = t.verify(&round).await.unwrap();
-        assert_eq!(
-            s,
-            StoreCounts {
-                granted: 2,
-                distinct_persons: 2,
-                stock_left: 0
-            }
-        );
-        // A fresh round starts empty.
-        let again = t.open_round(1).await.unwrap();
-        assert_eq!(t.claim(&again, 0, 7).await, Outcome::Granted);
+        super::super::target::testing::grants_once_per_person_and_never_oversells(&t).await;
     }
 }
