@@ -131,6 +131,20 @@ impl Conn {
         }
     }
 
+    /// Reads until the buffer holds `delimiter`; returns where it starts. More than
+    /// [`HEADER_BYTES_MAX`] bytes without it is an error naming `what`.
+    async fn fill_until(&mut self, delimiter: &[u8], what: &str) -> std::io::Result<usize> {
+        loop {
+            if let Some(i) = find(&self.buf, delimiter) {
+                return Ok(i);
+            }
+            if self.buf.len() > HEADER_BYTES_MAX {
+                return Err(bad(format!("{what} too long")));
+            }
+            self.fill().await?;
+        }
+    }
+
     async fn exchange<T>(
         &mut self,
         request: &[u8],
@@ -153,15 +167,7 @@ impl Conn {
     /// Sends one HTTP/1.1 request (complete bytes) and reads its reply.
     pub async fn http(&mut self, request: &[u8]) -> std::io::Result<HttpReply> {
         self.exchange(request, async |c: &mut Conn| {
-            let head_end = loop {
-                if let Some(i) = find(&c.buf, b"\r\n\r\n") {
-                    break i;
-                }
-                if c.buf.len() > HEADER_BYTES_MAX {
-                    return Err(bad("reply headers too large"));
-                }
-                c.fill().await?;
-            };
+            let head_end = c.fill_until(b"\r\n\r\n", "reply headers").await?;
             let (status, length, close) = parse_head(&c.buf[..head_end])?;
             let body_start = head_end + 4;
             while c.buf.len() < body_start + length {
@@ -181,15 +187,7 @@ impl Conn {
     /// (`:n`) as `Ok(Ok(n))`, an error (`-...`) as `Ok(Err(text))`.
     pub async fn resp_line(&mut self, request: &[u8]) -> std::io::Result<Result<i64, String>> {
         self.exchange(request, async |c: &mut Conn| {
-            let end = loop {
-                if let Some(i) = find(&c.buf, b"\r\n") {
-                    break i;
-                }
-                if c.buf.len() > HEADER_BYTES_MAX {
-                    return Err(bad("reply line too long"));
-                }
-                c.fill().await?;
-            };
+            let end = c.fill_until(b"\r\n", "reply line").await?;
             let line = String::from_utf8_lossy(&c.buf[..end]).into_owned();
             c.buf.drain(..end + 2);
             match line.as_bytes().first() {
