@@ -340,26 +340,29 @@ impl RecordLog {
                 Ok(None) => None,
                 Err(reason) => Some(reason),
             };
-            if let Some(later) = self.intact_batch_after(offset, len, next_seq)? {
-                let what = reason
-                    .unwrap_or_else(|| format!("the batch header at byte {offset} is zeroed"));
-                return Err(self.corrupt(format!(
-                    "{what}, yet record {later} after it is intact: acknowledged records are damaged"
-                )));
-            }
-            if let Some(reason) = reason {
-                tracing::warn!(path = %self.path.display(), journal = self.journal, %reason, "torn tail of an unacknowledged write; zeroing it");
+            // Only bytes that are not all zero can hold an intact later batch.
+            if !self.zero_from(offset, len)? {
+                if let Some(later) = self.intact_batch_after(offset, len, next_seq)? {
+                    let what = reason
+                        .unwrap_or_else(|| format!("the batch header at byte {offset} is zeroed"));
+                    return Err(self.corrupt(format!(
+                        "{what}, yet record {later} after it is intact: acknowledged records are damaged"
+                    )));
+                }
+                // A torn batch or other bytes where zeros should be: overwritten now, before
+                // a new batch could land next to them.
+                if let Some(reason) = &reason {
+                    tracing::warn!(path = %self.path.display(), journal = self.journal, %reason, "torn tail of an unacknowledged write; zeroing it");
+                }
+                tail.end = offset;
+                tail.allocated = offset;
+                return self.extend(&mut tail, len - offset);
             }
             break;
         }
-        // Every byte between the end and the file's length must be zero before a batch lands
-        // there: a torn batch or anything else found is overwritten now. A clean log is only read.
-        tail.end = offset;
-        if offset < len && !self.zero_from(offset, len)? {
-            tail.allocated = offset;
-            return self.extend(&mut tail, len - offset);
-        }
+        // Every byte from the end to the file's length is zero (a clean log is only read).
         // `len` may be short of `offset` by the last batch's padding; extending writes it.
+        tail.end = offset;
         tail.allocated = len;
         if len >= offset + PREALLOC_MIN_BYTES / 2 {
             return Ok(());
