@@ -21,6 +21,8 @@
 #   OVERLOAD_CAP=256           the server's --requests-in-flight-max in both phases
 #   OVERLOAD_CONNECTIONS=1024  the load generator's requests in flight at most
 #   OVERLOAD_NO_BUILD=0        1 uses target/release/yunquan as it is
+#   OVERLOAD_SERVE_ARGS=""     extra flags for `yunquan serve` in both phases, e.g.
+#                              "--request-latency-ms-p90-target 0" for a fixed cap
 #   OVERLOAD_SERVER_CPUS=""    CPU list for the server (taskset -c), e.g. 0
 #   OVERLOAD_LOADGEN_CPUS=""   CPU list for the load generator, e.g. 1; with both set, the
 #                              load generator cannot take the server's cores
@@ -41,6 +43,7 @@ FACTOR=${OVERLOAD_FACTOR:-5}
 CAP=${OVERLOAD_CAP:-256}
 CONNECTIONS=${OVERLOAD_CONNECTIONS:-1024}
 NO_BUILD=${OVERLOAD_NO_BUILD:-0}
+read -r -a SERVE_ARGS <<<"${OVERLOAD_SERVE_ARGS:-}"
 SERVER_CPUS=${OVERLOAD_SERVER_CPUS:-}
 LOADGEN_CPUS=${OVERLOAD_LOADGEN_CPUS:-}
 SERVER_PIN=()
@@ -80,6 +83,7 @@ phase() {
   local name=$1 scale=$2 data=$TMP/$1 addr token
   mkdir -p "$data"
   "${SERVER_PIN[@]}" "$BIN" serve --data "$data" --listen 127.0.0.1:0 --requests-in-flight-max "$CAP" \
+    "${SERVE_ARGS[@]}" \
     >"$OUT/$name-serve.out" 2>"$OUT/$name-serve.log" &
   SERVER_PID=$!
   addr=$(wait_listening "$OUT/$name-serve.out" "$SERVER_PID") ||

@@ -5,6 +5,7 @@
 //! without the engine (ids, coupon-code MACs, body shapes), sheds load before it
 //! reaches the shards, and maps every engine answer to the status the contract names.
 
+pub mod admission;
 pub mod auth;
 pub mod error;
 pub mod metrics;
@@ -38,6 +39,14 @@ pub struct GatewayConfig {
     /// queue in front of a flash round only turns overload into timeouts.
     /// Probes and `/metrics` are not counted, so they still answer under overload.
     pub requests_in_flight_max: usize,
+    /// Floor of the adaptive limit on API requests in flight (see [`admission`]): enough
+    /// requests for the shards' group commits to fill their batches.
+    pub requests_in_flight_min: usize,
+    /// Latency the API requests' p90 should stay under, in milliseconds: past it, while
+    /// the limit is in use, fewer API requests are admitted (down to
+    /// `requests_in_flight_min`) so that admitted ones keep their latency. 0 keeps the
+    /// limit at `requests_in_flight_max`.
+    pub request_latency_ms_p90_target: u64,
     /// Longest a request may run before it is answered 504 `timeout`.
     pub request_timeout_ms: u64,
     /// Longest an NDJSON import may run before it is answered 504 `timeout` (a bulk
@@ -64,6 +73,8 @@ impl Default for GatewayConfig {
     fn default() -> Self {
         GatewayConfig {
             requests_in_flight_max: 4_096,
+            requests_in_flight_min: 32,
+            request_latency_ms_p90_target: 10,
             request_timeout_ms: 10_000,
             import_timeout_ms: 30 * 60 * 1_000,
             body_bytes_max: 64 * 1024,
@@ -103,10 +114,22 @@ pub fn router(engine: Engine, config: &GatewayConfig) -> Router {
     let request_timeout = Duration::from_millis(config.request_timeout_ms.max(1));
     let import_timeout = Duration::from_millis(config.import_timeout_ms.max(1));
 
-    let api = overload::limit(
-        routes::build(&state, RouteClass::Api).layer(DefaultBodyLimit::max(config.body_bytes_max)),
-        in_flight.clone(),
-        request_timeout,
+    let admission = admission::AdaptiveLimit::new(admission::AdmissionConfig {
+        in_flight_min: config.requests_in_flight_min,
+        in_flight_max: config.requests_in_flight_max,
+        latency_p90_target: Duration::from_millis(config.request_latency_ms_p90_target),
+        window_requests: admission::AdmissionConfig::WINDOW_REQUESTS_DEFAULT,
+    });
+    metrics::record_in_flight_limit(admission.limit());
+    // Only the API: imports and token minting are slow by nature, and few.
+    let api = overload::admit(
+        overload::limit(
+            routes::build(&state, RouteClass::Api)
+                .layer(DefaultBodyLimit::max(config.body_bytes_max)),
+            in_flight.clone(),
+            request_timeout,
+        ),
+        admission,
     );
     let tokens = overload::limit(
         routes::build(&state, RouteClass::Tokens)

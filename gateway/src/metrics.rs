@@ -25,6 +25,9 @@ pub const REDEMPTIONS_TOTAL: &str = "yunquan_redemptions_total";
 /// Redemption latency in seconds, gateway to engine and back.
 pub const REDEMPTION_DURATION_SECONDS: &str = "yunquan_redemption_duration_seconds";
 
+/// The adaptive limit on API requests in flight (see `admission`), as last set.
+pub const HTTP_IN_FLIGHT_LIMIT: &str = "yunquan_http_in_flight_limit";
+
 /// Every metric name the gateway exports. Histograms are exported as
 /// `<name>_bucket`, `<name>_sum` and `<name>_count`.
 pub const METRIC_NAMES: &[&str] = &[
@@ -34,6 +37,7 @@ pub const METRIC_NAMES: &[&str] = &[
     CLAIM_DURATION_SECONDS,
     REDEMPTIONS_TOTAL,
     REDEMPTION_DURATION_SECONDS,
+    HTTP_IN_FLIGHT_LIMIT,
 ];
 
 /// Histogram bucket bounds in seconds: from half a millisecond (a claim served from
@@ -99,6 +103,10 @@ fn describe() {
         Unit::Seconds,
         "HTTP request latency by method and route"
     );
+    metrics::describe_gauge!(
+        HTTP_IN_FLIGHT_LIMIT,
+        "Adaptive limit on API requests in flight (between --requests-in-flight-min and --requests-in-flight-max)"
+    );
     describe_counter!(CLAIMS_TOTAL, "Claim attempts by outcome");
     describe_histogram!(CLAIM_DURATION_SECONDS, Unit::Seconds, "Claim latency");
     describe_counter!(REDEMPTIONS_TOTAL, "Redemption attempts by outcome");
@@ -142,6 +150,13 @@ pub(crate) async fn track_http(req: Request, next: Next) -> Response {
     metrics::counter!(HTTP_REQUESTS_TOTAL, "method" => method, "path" => path, "status" => status)
         .increment(1);
     response
+}
+
+/// Publishes the adaptive in-flight limit.
+pub(crate) fn record_in_flight_limit(limit: usize) {
+    // A limit is far below 2^52, so the float is exact.
+    #[allow(clippy::cast_precision_loss)]
+    metrics::gauge!(HTTP_IN_FLIGHT_LIMIT).set(limit as f64);
 }
 
 /// Records one claim attempt.

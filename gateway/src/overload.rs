@@ -1,13 +1,18 @@
 //! Load shedding, the in-flight cap and timeouts, after axum's key-value-store
 //! example: a request beyond the cap is refused at once with 503 `overloaded` (a
 //! client retrying after a second does better than one waiting in a queue), and
-//! one that runs too long is answered 504 `timeout`.
+//! one that runs too long is answered 504 `timeout`. In front of the API routes an
+//! [`AdaptiveLimit`] keeps fewer requests in flight than the cap when the cap's worth
+//! of them would queue past the latency target.
 
+use crate::admission::AdaptiveLimit;
 use crate::error::AppError;
 use axum::error_handling::HandleErrorLayer;
+use axum::extract::{Request, State};
+use axum::middleware::{from_fn_with_state, Next};
 use axum::response::{IntoResponse, Response};
 use axum::Router;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tower::limit::GlobalConcurrencyLimitLayer;
 use tower::{BoxError, ServiceBuilder};
 
@@ -31,6 +36,27 @@ where
             .layer(in_flight)
             .timeout(timeout),
     )
+}
+
+/// Puts `router` behind `admission`: a request over its limit is answered 503
+/// `overloaded` at once; an admitted one is timed until its answer is ready.
+pub(crate) fn admit<S>(router: Router<S>, admission: AdaptiveLimit) -> Router<S>
+where
+    S: Clone + Send + Sync + 'static,
+{
+    router.layer(from_fn_with_state(admission, admit_one))
+}
+
+async fn admit_one(State(admission): State<AdaptiveLimit>, req: Request, next: Next) -> Response {
+    let Some(admitted) = admission.try_admit() else {
+        return AppError::overloaded(SHED_RETRY_AFTER_S).into_response();
+    };
+    let started = Instant::now();
+    let response = next.run(req).await;
+    if let Some(limit) = admitted.answered(started.elapsed()) {
+        crate::metrics::record_in_flight_limit(limit);
+    }
+    response
 }
 
 async fn handle_error(error: BoxError) -> Response {

@@ -40,6 +40,14 @@ pub struct Serve {
     /// HTTP requests handled at once; more are shed with 503 (default: gateway default).
     #[arg(long)]
     requests_in_flight_max: Option<usize>,
+    /// Floor of the adaptive limit on API requests in flight (default: gateway default).
+    #[arg(long)]
+    requests_in_flight_min: Option<usize>,
+    /// p90 latency of API requests to hold, in milliseconds: past it, fewer are admitted
+    /// (down to --requests-in-flight-min); 0 keeps the limit at --requests-in-flight-max
+    /// (default: gateway default).
+    #[arg(long)]
+    request_latency_ms_p90_target: Option<u64>,
     /// Longest an HTTP request may run before 504, in milliseconds (default: gateway default).
     #[arg(long)]
     request_timeout_ms: Option<u64>,
@@ -106,6 +114,12 @@ impl Serve {
         let mut gateway = GatewayConfig::default();
         if let Some(n) = self.requests_in_flight_max {
             gateway.requests_in_flight_max = n;
+        }
+        if let Some(n) = self.requests_in_flight_min {
+            gateway.requests_in_flight_min = n;
+        }
+        if let Some(ms) = self.request_latency_ms_p90_target {
+            gateway.request_latency_ms_p90_target = ms;
         }
         if let Some(ms) = self.request_timeout_ms {
             gateway.request_timeout_ms = ms;
