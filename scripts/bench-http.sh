@@ -30,7 +30,7 @@
 #     yunquan/empty is the number to compare across machines and commits. Medians of
 #     BENCH_REPS runs, with min..max shown, keep one unlucky run from deciding.
 #   - Every claim is durable: the server answers 201 only after its group commit reached
-#     the disk (redb, Durability::Immediate), so req/s is durable claims/s.
+#     the disk (the journal's record log, fdatasync), so req/s is durable claims/s.
 #   - Each request carries a different resident's token (scripts/bench/claims.lua), because
 #     a resident claims a tier once per round; a repeated token would be a cheap 409, not
 #     a claim. A run with non-201 answers does not measure claims and is flagged INVALID.

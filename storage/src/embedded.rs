@@ -1,18 +1,20 @@
-//! The embedded backend: redb files in one local data directory.
+//! The embedded backend: record logs and redb files in one local data directory.
 //!
 //! Layout of a data directory:
 //!
 //! - `meta.redb`: settings and leases. Its file lock is held for the store's lifetime and is
 //!   what stops a second process (or a second store in this process) from using the directory.
-//! - `journal-00000.redb`, `journal-00001.redb`, ...: one file per journal holding its records
-//!   and its latest snapshot. Separate files mean each shard's fsync is independent and no shard
-//!   waits on another's write lock; a single file would serialise every commit in the process.
+//! - `journal-00000.log`, `journal-00001.log`, ...: one append-only record log per journal
+//!   (see `log.rs`): checksummed batches, each written with one `pwrite` and one `fdatasync`.
+//! - `journal-00000.redb`, `journal-00001.redb`, ...: beside each log, its layout version and
+//!   latest snapshot. Separate files per journal mean each shard's fsync is independent and no
+//!   shard waits on another's write; a single file would serialise every commit in the process.
 //!
-//! Every write commits with redb's `Durability::Immediate`, so an `Ok` means the data reached
-//! the disk. redb checksums its commits and rolls back to the last complete one after a crash.
-//! redb verifies its page checksums only when it repairs a file after an unclean shutdown, so
-//! every journal record and snapshot also carries a checksum of its own, verified on every
-//! read: damaged bytes are refused as [`StorageError::Corrupt`], never returned.
+//! Every write is durable before it returns `Ok`: a log batch is synced with `fdatasync`, and
+//! redb writes (settings, leases, snapshots) commit with `Durability::Immediate`. redb rolls
+//! back to its last complete commit after a crash; the log drops a torn tail back to its last
+//! whole batch. Every journal record and snapshot also carries a checksum of its own, verified
+//! on every read: damaged bytes are refused as [`StorageError::Corrupt`], never returned.
 //!
 //! One limit of every fsync-based store applies: if the disk fails in the middle of a commit,
 //! the call returns `Err` and the file refuses further use until the process restarts, but
