@@ -114,9 +114,15 @@ impl AdaptiveLimit {
     /// Admits a request, or `None` when the limit is reached.
     pub fn try_admit(&self) -> Option<Admitted> {
         let limit = self.inner.limit.load(Ordering::Relaxed);
-        let before = self.inner.in_flight.fetch_add(1, Ordering::AcqRel);
-        if before >= limit {
-            self.inner.in_flight.fetch_sub(1, Ordering::AcqRel);
+        // Taking a place only when one is free keeps `in_flight` exact: a refused
+        // request never shows in it, so it cannot refuse another one or raise a peak.
+        let taken = self
+            .inner
+            .in_flight
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < limit).then_some(n + 1)
+            });
+        if taken.is_err() {
             self.inner.refused.fetch_add(1, Ordering::Relaxed);
             return None;
         }

@@ -175,3 +175,31 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn requests_in_flight_never_exceed_the_limit_under_contention() {
+    // Refused requests must not show in the count: a place they seem to hold for an
+    // instant turns away a request that had one, and raises the window's peak.
+    let l = limit(1, 1, 1_000_000);
+    let done = Arc::new(AtomicUsize::new(0));
+    let threads: Vec<_> = (0..3)
+        .map(|_| {
+            let (l, done) = (l.clone(), Arc::clone(&done));
+            std::thread::spawn(move || {
+                for _ in 0..500_000 {
+                    drop(l.try_admit());
+                }
+                done.fetch_add(1, Ordering::Relaxed);
+            })
+        })
+        .collect();
+    let mut seen_max = 0;
+    while done.load(Ordering::Relaxed) < threads.len() {
+        seen_max = seen_max.max(l.in_flight());
+    }
+    for t in threads {
+        t.join().unwrap();
+    }
+    assert!(seen_max <= 1, "{seen_max} in flight under a limit of 1");
+    assert_eq!(l.in_flight(), 0);
+}
