@@ -13,14 +13,17 @@
 //!   quarter: the latency comes from queueing, so fewer requests in flight fix it;
 //! - if the p90 is within the target and the limit turned requests away, it grows by
 //!   an eighth: the server has room for more;
-//! - otherwise it stays, so a slow request on an idle server changes nothing.
+//! - otherwise it stays, so a slow request on an idle server changes nothing;
+//! - only requests admitted since the limit last changed are counted: the ones admitted
+//!   before waited behind the old limit, so their answers show nothing about the new one
+//!   (counted, one overload would cut the limit once per window of its backlog).
 //!
 //! A request over the limit is answered 503 `overloaded` at once, like one over the
 //! fixed cap. Counting is by answers, not by time, so the decisions are the same for
 //! the same sequence of latencies on any machine (and testable without a clock).
 
 use parking_lot::Mutex;
-use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -70,6 +73,8 @@ struct Inner {
     in_flight: AtomicUsize,
     /// The current limit, within the configured bounds.
     limit: AtomicUsize,
+    /// Changes of the limit so far; written (under the window's lock) after `limit`.
+    epoch: AtomicU64,
     /// Requests turned away since the last decision.
     refused: AtomicU32,
     /// The open window.
@@ -81,6 +86,8 @@ struct Inner {
 #[derive(Debug)]
 pub struct Admitted {
     inner: Arc<Inner>,
+    /// The limit's epoch when this request was admitted.
+    epoch: u64,
 }
 
 impl AdaptiveLimit {
@@ -95,6 +102,7 @@ impl AdaptiveLimit {
                 config,
                 in_flight: AtomicUsize::new(0),
                 limit: AtomicUsize::new(config.in_flight_max),
+                epoch: AtomicU64::new(0),
                 refused: AtomicU32::new(0),
                 window: Mutex::new(Window::default()),
             }),
@@ -113,7 +121,9 @@ impl AdaptiveLimit {
 
     /// Admits a request, or `None` when the limit is reached.
     pub fn try_admit(&self) -> Option<Admitted> {
-        let limit = self.inner.limit.load(Ordering::Relaxed);
+        // The epoch first: a request counted in an epoch was admitted under its limit.
+        let epoch = self.inner.epoch.load(Ordering::Acquire);
+        let limit = self.inner.limit.load(Ordering::Acquire);
         // Taking a place only when one is free keeps `in_flight` exact: a refused
         // request never shows in it, so it cannot refuse another one or raise a peak.
         let taken = self
@@ -128,6 +138,7 @@ impl AdaptiveLimit {
         }
         Some(Admitted {
             inner: Arc::clone(&self.inner),
+            epoch,
         })
     }
 }
@@ -136,7 +147,7 @@ impl Admitted {
     /// The request was answered after `latency`; counts it and frees its place.
     /// Returns the new limit if this answer closed a window that changed it.
     pub fn answered(self, latency: Duration) -> Option<usize> {
-        self.inner.count(latency)
+        self.inner.count(latency, self.epoch)
         // Drop frees the place.
     }
 }
@@ -149,13 +160,17 @@ impl Drop for Admitted {
 }
 
 impl Inner {
-    fn count(&self, latency: Duration) -> Option<usize> {
+    fn count(&self, latency: Duration, epoch: u64) -> Option<usize> {
         let target = self.config.latency_p90_target;
         if target.is_zero() {
             return None;
         }
         let in_flight = self.in_flight.load(Ordering::Relaxed);
         let mut w = self.window.lock();
+        if epoch != self.epoch.load(Ordering::Relaxed) {
+            // Admitted under an earlier limit.
+            return None;
+        }
         w.answers += 1;
         if latency > target {
             w.slow += 1;
@@ -181,9 +196,13 @@ impl Inner {
             (min..=max).contains(&next),
             "limit {next} left its bounds {min}..={max}"
         );
-        self.limit.store(next, Ordering::Relaxed);
         *w = Window::default();
-        (next != limit).then_some(next)
+        if next == limit {
+            return None;
+        }
+        self.limit.store(next, Ordering::Release);
+        self.epoch.fetch_add(1, Ordering::Release);
+        Some(next)
     }
 }
 

@@ -203,3 +203,27 @@ fn requests_in_flight_never_exceed_the_limit_under_contention() {
     assert!(seen_max <= 1, "{seen_max} in flight under a limit of 1");
     assert_eq!(l.in_flight(), 0);
 }
+
+#[test]
+fn one_backlog_of_slow_answers_cuts_the_limit_once() {
+    // A full limit's worth of requests that queued behind each other: their answers all
+    // come from the same overload, and a decrease cannot show in any of them.
+    let l = limit(4, 64, 16);
+    let held: Vec<_> = (0..64).map(|_| l.try_admit().unwrap()).collect();
+    let changes: Vec<usize> = held.into_iter().filter_map(|a| a.answered(SLOW)).collect();
+    assert_eq!(changes, [48], "one overload, one quarter off");
+    // Requests admitted under the new limit are counted again.
+    let held: Vec<_> = (0..48).map(|_| l.try_admit().unwrap()).collect();
+    let changes: Vec<usize> = held.into_iter().filter_map(|a| a.answered(SLOW)).collect();
+    assert_eq!(changes, [36]);
+}
+
+#[test]
+fn a_full_default_limit_answering_slowly_does_not_fall_to_the_floor_at_once() {
+    let l = limit(32, 4_096, AdmissionConfig::WINDOW_REQUESTS_DEFAULT);
+    let held: Vec<_> = (0..4_096).map(|_| l.try_admit().unwrap()).collect();
+    for a in held {
+        let _ = a.answered(SLOW);
+    }
+    assert_eq!(l.limit(), 3_072);
+}
