@@ -70,3 +70,7 @@ async fn handle_error(error: BoxError) -> Response {
     tracing::error!(%error, "unexpected middleware error");
     AppError::unavailable().into_response()
 }
+
+#[cfg(test)]
+#[path = "overload_tests.rs"]
+mod tests;
