@@ -4,8 +4,8 @@
 //! an overloaded server that keeps `cap` requests in flight answers each in about
 //! `cap / throughput`, so a cap sized for a big machine lets a small one queue for
 //! hundreds of milliseconds, and one sized for a small machine wastes a big one. This
-//! limit moves between a floor and the fixed cap instead (additive increase,
-//! multiplicative decrease, after TCP's congestion control):
+//! limit moves between a floor and the fixed cap instead (it backs off faster than it
+//! grows, after TCP's congestion control, but both steps are proportional to the limit):
 //!
 //! - every `window_requests` answers make one decision;
 //! - if more than a tenth of them took longer than the target (the window's p90 is
