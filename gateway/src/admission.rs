@@ -9,14 +9,22 @@
 //!
 //! - every `window_requests` answers make one decision;
 //! - if more than a tenth of them took longer than the target (the window's p90 is
-//!   above it) while the window used at least half the limit, the limit drops by a
-//!   quarter: the latency comes from queueing, so fewer requests in flight fix it;
+//!   above it) while at least the floor's worth of requests were in flight, the limit
+//!   drops to a quarter below the most that were in flight (a limit above that peak
+//!   holds nothing back, so cutting the limit alone could leave a cap of 4,096 over
+//!   1,024 queueing clients untouched): the latency comes from queueing, so fewer
+//!   requests in flight fix it;
 //! - if the p90 is within the target and the limit turned requests away, it grows by
 //!   an eighth: the server has room for more;
-//! - otherwise it stays, so a slow request on an idle server changes nothing;
+//! - otherwise it stays, so a slow request on an idle server (fewer in flight than the
+//!   floor) changes nothing;
 //! - only requests admitted since the limit last changed are counted: the ones admitted
 //!   before waited behind the old limit, so their answers show nothing about the new one
 //!   (counted, one overload would cut the limit once per window of its backlog).
+//!
+//! The target must sit well above the latency of an unloaded server: if requests are slow
+//! by nature (a disk whose syncs take longer than the target), any sustained load holds the
+//! limit at its floor.
 //!
 //! A request over the limit is answered 503 `overloaded` at once, like one over the
 //! fixed cap. Counting is by answers, not by time, so the decisions are the same for
@@ -184,9 +192,11 @@ impl Inner {
         let (min, max) = (self.config.in_flight_min, self.config.in_flight_max);
         // More than a tenth slow: the p90 is above the target.
         let p90_over = u64::from(w.slow) * 10 > u64::from(w.answers);
-        let used_half = w.in_flight_peak.saturating_mul(2) >= limit;
-        let next = if p90_over && used_half {
-            limit.saturating_sub((limit / 4).max(1)).max(min)
+        // Queueing needs requests in flight; a limit above the peak held nothing back.
+        let queued = w.in_flight_peak >= min;
+        let next = if p90_over && queued {
+            let held = limit.min(w.in_flight_peak);
+            held.saturating_sub((held / 4).max(1)).max(min)
         } else if !p90_over && refused > 0 {
             limit.saturating_add((limit / 8).max(1)).min(max)
         } else {

@@ -42,10 +42,11 @@ pub struct GatewayConfig {
     /// Floor of the adaptive limit on API requests in flight (see [`admission`]): enough
     /// requests for the shards' group commits to fill their batches.
     pub requests_in_flight_min: usize,
-    /// Latency the API requests' p90 should stay under, in milliseconds: past it, while
-    /// the limit is in use, fewer API requests are admitted (down to
-    /// `requests_in_flight_min`) so that admitted ones keep their latency. 0 keeps the
-    /// limit at `requests_in_flight_max`.
+    /// Latency the API requests' p90 should stay under, in milliseconds: past it, with at
+    /// least `requests_in_flight_min` of them in flight, fewer API requests are admitted
+    /// (down to `requests_in_flight_min`) so that admitted ones keep their latency. It must
+    /// sit well above an unloaded server's latency, or any load holds the limit at its
+    /// floor. 0 keeps the limit at `requests_in_flight_max`.
     pub request_latency_ms_p90_target: u64,
     /// Longest a request may run before it is answered 504 `timeout`.
     pub request_timeout_ms: u64,

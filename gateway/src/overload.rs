@@ -47,13 +47,21 @@ where
     router.layer(from_fn_with_state(admission, admit_one))
 }
 
+/// Marks a response of the fixed cap's load shedding: such a request was never served,
+/// and its instant answer would pull the adaptive limit's p90 down.
+#[derive(Debug, Clone, Copy)]
+struct ShedByCap;
+
 async fn admit_one(State(admission): State<AdaptiveLimit>, req: Request, next: Next) -> Response {
     let Some(admitted) = admission.try_admit() else {
         return AppError::overloaded(SHED_RETRY_AFTER_S).into_response();
     };
     let started = Instant::now();
     let response = next.run(req).await;
-    if let Some(limit) = admitted.answered(started.elapsed()) {
+    if response.extensions().get::<ShedByCap>().is_some() {
+        // Frees the place without counting an answer.
+        drop(admitted);
+    } else if let Some(limit) = admitted.answered(started.elapsed()) {
         crate::metrics::record_in_flight_limit(limit);
     }
     response
@@ -61,7 +69,9 @@ async fn admit_one(State(admission): State<AdaptiveLimit>, req: Request, next: N
 
 async fn handle_error(error: BoxError) -> Response {
     if error.is::<tower::load_shed::error::Overloaded>() {
-        return AppError::overloaded(SHED_RETRY_AFTER_S).into_response();
+        let mut response = AppError::overloaded(SHED_RETRY_AFTER_S).into_response();
+        response.extensions_mut().insert(ShedByCap);
+        return response;
     }
     if error.is::<tower::timeout::error::Elapsed>() {
         return AppError::timeout().into_response();

@@ -138,3 +138,26 @@ async fn a_timed_out_request_counts_as_a_slow_answer() {
     assert_eq!(admission.limit(), 1, "the 504 counted as slow");
     assert_eq!(admission.in_flight(), 0);
 }
+
+#[tokio::test]
+async fn a_request_shed_by_the_cap_is_not_counted_as_an_answer() {
+    // Every counted answer is slower than a 1 ns target and would cut the limit; the
+    // cap's instant 503 was never served, so it must not count (fast or slow).
+    let entered = Arc::new(Notify::new());
+    let admission = adaptive(4, Duration::from_nanos(1));
+    let app = api(&entered, admission.clone(), 1, Duration::from_secs(60));
+    let held = hold(&app, &entered).await;
+    let (status, ..) = get_path(&app, "/fast").await;
+    assert_eq!(
+        status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "shed by the cap of 1"
+    );
+    assert_eq!(admission.limit(), 4, "the cap's 503 was counted");
+    held.abort();
+    let _ = held.await;
+    assert_eq!(admission.in_flight(), 0);
+    // A served answer is counted: slower than 1 ns, with 1 in flight (the floor), it cuts.
+    assert_eq!(get_path(&app, "/fast").await.0, StatusCode::OK);
+    assert_eq!(admission.limit(), 1);
+}

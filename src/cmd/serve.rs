@@ -44,8 +44,8 @@ pub struct Serve {
     #[arg(long)]
     requests_in_flight_min: Option<usize>,
     /// p90 latency of API requests to hold, in milliseconds: past it, fewer are admitted
-    /// (down to --requests-in-flight-min); 0 keeps the limit at --requests-in-flight-max
-    /// (default: gateway default).
+    /// (down to --requests-in-flight-min). Set it well above an unloaded server's latency;
+    /// 0 keeps the limit at --requests-in-flight-max (default: gateway default, 10).
     #[arg(long)]
     request_latency_ms_p90_target: Option<u64>,
     /// Longest an HTTP request may run before 504, in milliseconds (default: gateway default).
