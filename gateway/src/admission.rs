@@ -10,10 +10,11 @@
 //! - every `window_requests` answers make one decision;
 //! - if more than a tenth of them took longer than the target (the window's p90 is
 //!   above it) while at least the floor's worth of requests were in flight, the limit
-//!   drops to a quarter below the most that were in flight (a limit above that peak
-//!   holds nothing back, so cutting the limit alone could leave a cap of 4,096 over
-//!   1,024 queueing clients untouched): the latency comes from queueing, so fewer
-//!   requests in flight fix it;
+//!   drops by a quarter, starting from twice the most that were in flight if that is
+//!   lower: the latency comes from queueing, so fewer requests in flight fix it, and a
+//!   limit far above the peak holds nothing back (a cap of 4,096 over 1,024 queueing
+//!   clients comes down to them in three windows, without turning anyone away before it
+//!   is below them);
 //! - if the p90 is within the target and the limit turned requests away, it grows by
 //!   an eighth: the server has room for more;
 //! - otherwise it stays, so a slow request on an idle server (fewer in flight than the
@@ -192,10 +193,11 @@ impl Inner {
         let (min, max) = (self.config.in_flight_min, self.config.in_flight_max);
         // More than a tenth slow: the p90 is above the target.
         let p90_over = u64::from(w.slow) * 10 > u64::from(w.answers);
-        // Queueing needs requests in flight; a limit above the peak held nothing back.
+        // Queueing needs requests in flight; a limit above twice the peak is far from
+        // holding anything back, so the cut starts nearer to what was in flight.
         let queued = w.in_flight_peak >= min;
         let next = if p90_over && queued {
-            let held = limit.min(w.in_flight_peak);
+            let held = limit.min(w.in_flight_peak.saturating_mul(2));
             held.saturating_sub((held / 4).max(1)).max(min)
         } else if !p90_over && refused > 0 {
             limit.saturating_add((limit / 8).max(1)).min(max)
