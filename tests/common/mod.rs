@@ -37,12 +37,17 @@ impl Server {
             .args(["serve", "--data"])
             .arg(data)
             .args(["--listen", "127.0.0.1:0", "--shards", "2"])
-            // Exact-count tests must not see queue-age shedding on a busy machine; a test
-            // of shedding passes its own value.
+            // Exact-count tests must not see queue-age or latency shedding on a busy
+            // machine; a test of shedding passes its own value.
             .args(if extra.contains(&"--queue-wait-ms-max") {
                 &[][..]
             } else {
                 &["--queue-wait-ms-max", "0"][..]
+            })
+            .args(if extra.contains(&"--request-latency-ms-p90-target") {
+                &[][..]
+            } else {
+                &["--request-latency-ms-p90-target", "0"][..]
             })
             .args(extra)
             .stdout(Stdio::piped())
