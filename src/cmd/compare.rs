@@ -154,6 +154,7 @@ impl Compare {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::parse_fractions;
 

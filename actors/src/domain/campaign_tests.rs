@@ -1,3 +1,6 @@
+// A test fails by panicking; unwrap's panic names the line.
+#![allow(clippy::unwrap_used)]
+
 use super::*;
 use proptest::prelude::*;
 use serde_json::json;

@@ -116,6 +116,7 @@ impl Validity {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use chrono::DateTime;

@@ -22,6 +22,9 @@ use std::sync::Arc;
 use tokio::sync::oneshot;
 use yunquan_storage::{EmbeddedStore, Store};
 
+/// One account to register: (account, person, region), as a shard takes it.
+type Registration = (String, PersonKey, String);
+
 /// Milliseconds since the Unix epoch, from the server's clock (tests substitute one).
 pub type Clock = Arc<dyn Fn() -> i64 + Send + Sync>;
 
@@ -492,8 +495,8 @@ impl Engine {
         let n = self.inner.shards.len();
         let mut outcomes: Vec<Option<Result<(), EngineError>>> =
             (0..batch.len()).map(|_| None).collect();
-        let mut per_shard: Vec<Vec<(usize, (String, PersonKey, String))>> =
-            (0..n).map(|_| Vec::new()).collect();
+        // Per shard: (index in `batch`, registration) pairs.
+        let mut per_shard: Vec<Vec<(usize, Registration)>> = (0..n).map(|_| Vec::new()).collect();
         for (i, r) in batch.into_iter().enumerate() {
             match self.check_resident(&r) {
                 Err(e) => outcomes[i] = Some(Err(e)),

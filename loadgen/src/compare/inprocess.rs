@@ -171,6 +171,7 @@ impl ClaimTarget for InProcessTarget {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::super::driver::{drive, RunSpec};
     use super::super::workload::{Sequence, WorkloadSpec};

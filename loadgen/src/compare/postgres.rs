@@ -223,6 +223,7 @@ impl ClaimTarget for PostgresTarget {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

@@ -219,6 +219,7 @@ impl ClaimTarget for RedisTarget {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

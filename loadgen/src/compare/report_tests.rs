@@ -1,4 +1,6 @@
 //! Rows, ratios, goals, the table and the picture, from made-up runs.
+// A test fails by panicking; unwrap's panic names the line.
+#![allow(clippy::unwrap_used)]
 
 use super::check::check;
 use super::driver::{DriveResult, LatencyMs};

@@ -46,6 +46,7 @@ pub fn campaign(stock: u64, now: DateTime<Utc>) -> anyhow::Result<CampaignSpec> 
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

@@ -72,6 +72,7 @@ pub trait ClaimTarget: Send + Sync + 'static {
 
 /// Test support for targets backed by an external server.
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 pub(crate) mod testing {
     use super::{ClaimTarget, Outcome, StoreCounts};
 

@@ -214,6 +214,7 @@ pub fn resp_command(out: &mut Vec<u8>, args: &[&[u8]]) {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use tokio::net::TcpListener;
