@@ -21,7 +21,9 @@
 #      persons, stock, order of claims and number of clients (one connection and one
 #      request in flight each, no pipelining); BENCH_REPS closed-loop runs per target,
 #      interleaved (all targets, then all again); then yunquan-http paced at fractions
-#      of its median peak for the latency-vs-offered-load curve;
+#      of its median peak for the latency-vs-offered-load curve, each rate followed by
+#      Redis without persistence at the same rate (what the machine and the load
+#      generator add by themselves);
 #   5. each run's correctness is read back from the target's own store (coupons
 #      exported by yunquan, SCARD/SMEMBERS and the counter in Redis, COUNT(*) and
 #      COUNT(DISTINCT person) and the stock row in PostgreSQL): granted must equal

@@ -11,6 +11,10 @@ use std::fmt::Write as _;
 
 /// The target every other is compared with.
 pub const REFERENCE_TARGET: &str = "yunquan-http";
+/// The target paced at the reference's rates beside it, when it is measured: the
+/// fastest rival, whose latency at the same offered load shows what the machine and
+/// the load generator add by themselves.
+pub const SWEEP_BASELINE_TARGET: &str = "redis-lua-none";
 /// Goal: yunquan over HTTP takes at least this many times PostgreSQL's claims/s.
 pub const POSTGRES_FACTOR_GOAL: f64 = 20.0;
 /// Goal: p99 at half of yunquan's peak, in milliseconds, at most.
@@ -119,7 +123,7 @@ pub struct Row {
 pub struct SweepPoint {
     /// Target name.
     pub target: String,
-    /// Offered load as a fraction of the target's median peak.
+    /// Offered load as a fraction of the reference target's median peak.
     pub fraction_of_peak: f64,
     /// Offered load, claims/s.
     pub offered_per_s: f64,
@@ -397,12 +401,12 @@ pub fn table(r: &CompareReport) -> String {
     if !r.sweep.is_empty() {
         let _ = writeln!(
             out,
-            "\nlatency vs offered load (paced, from intended send time):"
+            "\nlatency vs offered load (paced, from intended send time; % of {REFERENCE_TARGET}'s peak):"
         );
         for p in &r.sweep {
             let _ = writeln!(
                 out,
-                "  {} {:>3.0}% of peak: offered {:>7.0}/s, achieved {:>7.0}/s, p50 {} ms, p99 {} ms, p999 {} ms{}",
+                "  {:<14} {:>3.0}% of peak: offered {:>7.0}/s, achieved {:>7.0}/s, p50 {} ms, p99 {} ms, p999 {} ms{}",
                 p.target,
                 p.fraction_of_peak * 100.0,
                 p.offered_per_s,

@@ -192,6 +192,35 @@ fn the_table_lists_every_target_with_its_ratio() {
 }
 
 #[test]
+fn the_baseline_sweep_is_listed_and_drawn_but_never_judged() {
+    let mut r = report();
+    let mut base = r.sweep[1].clone();
+    base.target = SWEEP_BASELINE_TARGET.into();
+    base.latency_ms.p99 = 0.9;
+    r.sweep.push(base.clone());
+    let text = table(&r);
+    assert!(
+        text.contains(&format!("{SWEEP_BASELINE_TARGET}  50% of peak")),
+        "{text}"
+    );
+    let s = svg::render(&r);
+    assert!(
+        s.contains(&format!("{SWEEP_BASELINE_TARGET} p99")),
+        "legend missing"
+    );
+    assert!(
+        s.contains("stroke-dasharray=\"4,3\""),
+        "baseline curve missing"
+    );
+    // The half-load goal reads the reference's point, whatever the baseline measured.
+    base.latency_ms.p99 = 100.0;
+    r.sweep.push(base);
+    let g = goals(&r.rows, &r.sweep);
+    let half = g.iter().find(|g| g.goal.contains("half")).unwrap();
+    assert!(half.measured.contains("6.50"), "{}", half.measured);
+}
+
+#[test]
 fn the_svg_is_well_formed_and_escapes_names() {
     let mut r = report();
     r.rows[1].target.name = "redis<&>".into();

@@ -256,17 +256,17 @@ pub async fn run(config: CompareConfig) -> anyhow::Result<CompareReport> {
     }
 
     let mut sweep = Vec::new();
-    let reference = targets
-        .iter()
-        .zip(&infos)
-        .find(|(_, i)| i.name == report::REFERENCE_TARGET);
-    if let Some((target, info)) = reference {
+    let find = |name: &str| targets.iter().zip(&infos).find(|(_, i)| i.name == name);
+    if let Some((reference, reference_info)) = find(report::REFERENCE_TARGET) {
         let peaks: Vec<f64> = runs
             .iter()
-            .filter(|r| r.target == info.name)
+            .filter(|r| r.target == reference_info.name)
             .map(|r| r.seen.claims_per_s)
             .collect();
         let peak_median = Spread::of(&peaks).median;
+        // The baseline runs at the reference's rates, so that a tail both show at a
+        // given rate is the machine's and the load generator's, not the server's.
+        let baseline = find(report::SWEEP_BASELINE_TARGET);
         for &fraction in &config.sweep_fractions {
             let rate = peak_median * fraction;
             if !(rate.is_finite() && rate > 0.0) {
@@ -279,27 +279,29 @@ pub async fn run(config: CompareConfig) -> anyhow::Result<CompareReport> {
                 requests,
                 duration_s_max: config.sweep_duration_s * 2.0 + 5.0,
             };
-            let ((seen, correctness), journal) =
-                target.measure(&seq, config.workload.stock, spec).await?;
-            let record = RunRecord {
-                target: info.name.clone(),
-                phase: "sweep".into(),
-                rep: 1,
-                offered_per_s: Some(rate),
-                seen,
-                correctness,
-                journal,
-            };
-            say(&record);
-            sweep.push(SweepPoint {
-                target: info.name.clone(),
-                fraction_of_peak: fraction,
-                offered_per_s: rate,
-                achieved_per_s: record.seen.claims_per_s,
-                latency_ms: record.seen.latency_ms,
-                correct: record.correctness.ok,
-            });
-            runs.push(record);
+            for (target, info) in std::iter::once((reference, reference_info)).chain(baseline) {
+                let ((seen, correctness), journal) =
+                    target.measure(&seq, config.workload.stock, spec).await?;
+                let record = RunRecord {
+                    target: info.name.clone(),
+                    phase: "sweep".into(),
+                    rep: 1,
+                    offered_per_s: Some(rate),
+                    seen,
+                    correctness,
+                    journal,
+                };
+                say(&record);
+                sweep.push(SweepPoint {
+                    target: info.name.clone(),
+                    fraction_of_peak: fraction,
+                    offered_per_s: rate,
+                    achieved_per_s: record.seen.claims_per_s,
+                    latency_ms: record.seen.latency_ms,
+                    correct: record.correctness.ok,
+                });
+                runs.push(record);
+            }
         }
     }
     for t in &targets {

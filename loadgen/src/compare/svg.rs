@@ -2,7 +2,9 @@
 //! (median bar, min..max whisker), p99 per target, and yunquan's latency against
 //! offered load.
 
-use super::report::{CompareReport, P99_AT_HALF_PEAK_GOAL_MS, REFERENCE_TARGET};
+use super::report::{
+    CompareReport, P99_AT_HALF_PEAK_GOAL_MS, REFERENCE_TARGET, SWEEP_BASELINE_TARGET,
+};
 use std::fmt::Write as _;
 
 /// Width of the picture, in px.
@@ -262,6 +264,35 @@ fn curve(out: &mut String, top: f64, r: &CompareReport) -> f64 {
             x0 + w + 26.0,
             x0 + w + 30.0,
             ly + 4.0
+        );
+    }
+    // The baseline's p99 at the same offered rates: what the machine and the load
+    // generator add by themselves.
+    let base: Vec<String> = r
+        .sweep
+        .iter()
+        .filter(|p| p.target == SWEEP_BASELINE_TARGET)
+        .enumerate()
+        .map(|(i, p)| {
+            format!(
+                "{}{:.1},{:.1}",
+                if i == 0 { "M" } else { "L" },
+                xs(p.offered_per_s),
+                ys(p.latency_ms.p99)
+            )
+        })
+        .collect();
+    if !base.is_empty() {
+        let ly = y0 + 14.0 + series.len() as f64 * 18.0;
+        let _ = writeln!(
+            out,
+            r##"<path d="{}" stroke="#7f8c8d" stroke-width="2" stroke-dasharray="4,3" fill="none"/><line x1="{}" y1="{ly}" x2="{}" y2="{ly}" stroke="#7f8c8d" stroke-width="2" stroke-dasharray="4,3"/><text x="{}" y="{}" font-size="12">{} p99</text>"##,
+            base.join(" "),
+            x0 + w + 6.0,
+            x0 + w + 26.0,
+            x0 + w + 30.0,
+            ly + 4.0,
+            esc(SWEEP_BASELINE_TARGET)
         );
     }
     h + 80.0
