@@ -231,18 +231,10 @@ fn curve(out: &mut String, top: f64, r: &CompareReport) -> f64 {
         ("p999", "#7d3c98", |l| l.p999),
     ];
     for (k, (name, color, get)) in series.iter().enumerate() {
-        let path: Vec<String> = pts
-            .iter()
-            .enumerate()
-            .map(|(i, p)| {
-                format!(
-                    "{}{:.1},{:.1}",
-                    if i == 0 { "M" } else { "L" },
-                    xs(p.offered_per_s),
-                    ys(get(&p.latency_ms))
-                )
-            })
-            .collect();
+        let path = line_path(
+            pts.iter()
+                .map(|p| (xs(p.offered_per_s), ys(get(&p.latency_ms)))),
+        );
         let _ = writeln!(
             out,
             r#"<path d="{}" stroke="{color}" stroke-width="2" fill="none"/>"#,
@@ -268,20 +260,12 @@ fn curve(out: &mut String, top: f64, r: &CompareReport) -> f64 {
     }
     // The baseline's p99 at the same offered rates: what the machine and the load
     // generator add by themselves.
-    let base: Vec<String> = r
-        .sweep
-        .iter()
-        .filter(|p| p.target == SWEEP_BASELINE_TARGET)
-        .enumerate()
-        .map(|(i, p)| {
-            format!(
-                "{}{:.1},{:.1}",
-                if i == 0 { "M" } else { "L" },
-                xs(p.offered_per_s),
-                ys(p.latency_ms.p99)
-            )
-        })
-        .collect();
+    let base = line_path(
+        r.sweep
+            .iter()
+            .filter(|p| p.target == SWEEP_BASELINE_TARGET)
+            .map(|p| (xs(p.offered_per_s), ys(p.latency_ms.p99))),
+    );
     if !base.is_empty() {
         let ly = y0 + 14.0 + series.len() as f64 * 18.0;
         let _ = writeln!(
@@ -296,6 +280,14 @@ fn curve(out: &mut String, top: f64, r: &CompareReport) -> f64 {
         );
     }
     h + 80.0
+}
+
+/// The pieces of an SVG path through `points`, in order.
+fn line_path(points: impl Iterator<Item = (f64, f64)>) -> Vec<String> {
+    points
+        .enumerate()
+        .map(|(i, (x, y))| format!("{}{x:.1},{y:.1}", if i == 0 { "M" } else { "L" }))
+        .collect()
 }
 
 /// The whole picture.
