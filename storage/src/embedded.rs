@@ -25,6 +25,7 @@ mod checksum;
 mod journal;
 mod log;
 mod meta;
+mod room;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};

@@ -14,8 +14,8 @@
 //!   header CRC `u32` over the 24 bytes before it, zero `u32`), then the body: per record its
 //!   sealed length `u32` and the record sealed with its seq (see [`super::checksum`]).
 //! - Zeros after the last batch. The file grows by written zeros, a quarter of its size at a
-//!   time (between [`PREALLOC_MIN_BYTES`] and [`PREALLOC_MAX_BYTES`]), so a batch's
-//!   `fdatasync` flushes its own blocks and no size or extent change.
+//!   time, mostly in the background (see [`super::room`]), so a batch's `fdatasync` flushes
+//!   its own blocks and no size or extent change.
 //!
 //! Opening scans every batch. An all-zero header ends the log. A batch that does not check
 //! out (torn header or body, wrong seq, cut short by the end of the file) is the torn tail of
@@ -29,9 +29,10 @@
 use std::fs::{File, OpenOptions};
 use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use super::checksum::{self, Kind};
+use super::room::{Room, STEP_MIN_BYTES};
 use crate::error::StorageError;
 use crate::store::{JournalId, Record};
 
@@ -48,14 +49,7 @@ const BATCH_HEADER_BYTES: usize = 32;
 /// Batches start at multiples of this, so a search for intact batches after damage looks at
 /// one offset in eight.
 const BATCH_ALIGN_BYTES: u64 = 8;
-/// Fewest zeros written ahead of the log's end at a time: a new journal costs this much disk
-/// (a test suite creates hundreds), and extending, which also syncs the file's size, happens
-/// about once per 5,000 small records at this size.
-const PREALLOC_MIN_BYTES: u64 = 1024 * 1024;
-/// Most zeros written ahead at a time, so one extension stalls one batch for tens of
-/// milliseconds at worst.
-const PREALLOC_MAX_BYTES: u64 = 64 * 1024 * 1024;
-/// Chunk of zeros written (and of file read while searching) at a time.
+/// Chunk of the file read at a time while checking for zeros or searching for batches.
 const IO_CHUNK_BYTES: usize = 1024 * 1024;
 /// Largest body a batch header may claim; a larger claim is damage, not a batch.
 const BATCH_BODY_BYTES_MAX: u32 = 1 << 30;
@@ -80,8 +74,6 @@ struct Tail {
     batches: Vec<BatchAt>,
     /// Offset after the last batch (where the next one goes).
     end: u64,
-    /// Bytes of the file known to be written (zeros past `end`).
-    allocated: u64,
     /// Set when a write or sync failed: what failed.
     poisoned: Option<String>,
     /// Reused buffer of the batch being written.
@@ -96,7 +88,9 @@ pub(super) struct RecordLog {
     /// The journal it holds, named in error messages.
     journal: JournalId,
     /// The open file; reads and writes are positioned, so they share one handle.
-    file: File,
+    file: Arc<File>,
+    /// The zeros written ahead of the end, and their background writer.
+    room: Arc<Room>,
     /// Batches and end; one lock, because appends are serial per journal anyway.
     tail: Mutex<Tail>,
 }
@@ -142,14 +136,15 @@ impl RecordLog {
                 path: path.clone(),
                 source,
             })?;
+        let file = Arc::new(file);
         let log = RecordLog {
+            room: Arc::new(Room::new(Arc::clone(&file), path.clone())),
             path,
             journal,
             file,
             tail: Mutex::new(Tail {
                 batches: Vec::new(),
                 end: FILE_HEADER_BYTES,
-                allocated: 0,
                 poisoned: None,
                 buf: Vec::new(),
             }),
@@ -206,9 +201,10 @@ impl RecordLog {
         self.file
             .write_all_at(&h, 0)
             .map_err(|e| self.write_failed(e))?;
-        let mut tail = self.lock();
-        tail.allocated = FILE_HEADER_BYTES;
-        self.extend(&mut tail, 0)
+        self.room.set_allocated(FILE_HEADER_BYTES);
+        self.room
+            .grow(FILE_HEADER_BYTES, 0)
+            .map_err(|e| self.write_failed(e))
     }
 
     fn check_file_header(&self, len: u64) -> Result<(), StorageError> {
@@ -230,26 +226,6 @@ impl RecordLog {
         if journal != self.journal {
             return Err(self.corrupt(format!("the file holds journal {journal}")));
         }
-        Ok(())
-    }
-
-    /// Writes zeros so that at least `needed` bytes past the end are allocated (and the usual
-    /// share of the file's size more), then syncs the file (its size changed). Nothing of a
-    /// batch is written yet, so a failure poisons nothing.
-    fn extend(&self, tail: &mut Tail, needed: u64) -> Result<(), StorageError> {
-        let ahead = (tail.end / 4).clamp(PREALLOC_MIN_BYTES, PREALLOC_MAX_BYTES);
-        let target = tail.end + needed.max(ahead);
-        let zeros = vec![0u8; IO_CHUNK_BYTES];
-        let mut at = tail.allocated;
-        while at < target {
-            let n = (target - at).min(IO_CHUNK_BYTES as u64) as usize;
-            self.file
-                .write_all_at(&zeros[..n], at)
-                .map_err(|e| self.write_failed(e))?;
-            at += n as u64;
-        }
-        self.file.sync_all().map_err(|e| self.write_failed(e))?;
-        tail.allocated = target;
         Ok(())
     }
 
@@ -355,19 +331,22 @@ impl RecordLog {
                     tracing::warn!(path = %self.path.display(), journal = self.journal, %reason, "torn tail of an unacknowledged write; zeroing it");
                 }
                 tail.end = offset;
-                tail.allocated = offset;
-                return self.extend(&mut tail, len - offset);
+                self.room.set_allocated(offset);
+                return self
+                    .room
+                    .grow(offset, len - offset)
+                    .map_err(|e| self.write_failed(e));
             }
             break;
         }
         // Every byte from the end to the file's length is zero (a clean log is only read).
         // `len` may be short of `offset` by the last batch's padding; extending writes it.
         tail.end = offset;
-        tail.allocated = len;
-        if len >= offset + PREALLOC_MIN_BYTES / 2 {
+        self.room.set_allocated(len);
+        if len >= offset + STEP_MIN_BYTES / 2 {
             return Ok(());
         }
-        self.extend(&mut tail, 0)
+        self.room.grow(offset, 0).map_err(|e| self.write_failed(e))
     }
 
     /// Whether every byte of the file from `offset` to `len` is zero.
@@ -481,9 +460,9 @@ impl RecordLog {
         buf.resize(align_up(buf.len() as u64) as usize, 0);
         let offset = tail.end;
         let result = (|| {
-            if offset + buf.len() as u64 > tail.allocated {
-                self.extend(&mut tail, buf.len() as u64)?;
-            }
+            self.room
+                .ensure(offset, buf.len() as u64)
+                .map_err(|e| self.write_failed(e))?;
             let written = self
                 .file
                 .write_all_at(&buf, offset)
@@ -499,6 +478,7 @@ impl RecordLog {
                 offset,
                 body_bytes,
             });
+            self.room.after_append(tail.end);
             Ok(())
         })();
         tail.buf = buf;
@@ -547,6 +527,12 @@ impl RecordLog {
             }
         }
         Ok(())
+    }
+}
+
+impl Drop for RecordLog {
+    fn drop(&mut self) {
+        self.room.finish();
     }
 }
 
