@@ -1,6 +1,7 @@
 //! The record log writes its next zeros in the background: the file grows ahead of the log
-//! without an append asking, and a store closed and reopened while that writer is at work
-//! (so the reopened file ends in zeros still being written) keeps every record. Closing
+//! without an append asking, a store closed and reopened while that writer is at work (so the
+//! reopened file ends in zeros still being written) keeps every record, and the writer never
+//! finds its file again by path. Closing
 //! waits for the writer; the second test does not prove that wait (the writer finishes
 //! long before a reopened store reaches its zeros), it proves reopening mid-growth is safe
 //! and that closing does not hang.
@@ -80,4 +81,25 @@ fn reopening_while_the_file_grows_keeps_every_record() {
     }
     let store = EmbeddedStore::open(dir.path()).unwrap();
     check_all(&store, last);
+}
+
+/// The writer of the space ahead must never find its file again by path: here the data
+/// directory is renamed while a store has it open, and a second store opens a fresh one at
+/// the old path. Zeros meant for the first store's log must not land in the second's.
+#[test]
+fn a_renamed_data_directory_keeps_each_logs_zeros_in_its_own_file() {
+    let root = tempfile::tempdir().unwrap();
+    let path = root.path().join("data");
+    let first = EmbeddedStore::open(&path).unwrap();
+    let first_last = append(&first, 0, 600);
+    std::fs::rename(&path, root.path().join("data.old")).unwrap();
+    let second = EmbeddedStore::open(&path).unwrap();
+    let second_last = append(&second, 0, 3_000);
+    drop(second);
+    // Crosses the first log's half-step mark: its writer starts now, after the rename.
+    let first_last = append(&first, first_last, 300);
+    check_all(&first, first_last);
+    drop(first);
+    let second = EmbeddedStore::open(&path).unwrap();
+    check_all(&second, second_last);
 }

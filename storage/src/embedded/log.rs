@@ -136,9 +136,10 @@ impl RecordLog {
                 path: path.clone(),
                 source,
             })?;
+        let synced = open_synced(&path, &file)?;
         let file = Arc::new(file);
         let log = RecordLog {
-            room: Arc::new(Room::new(Arc::clone(&file), path.clone())),
+            room: Arc::new(Room::new(Arc::clone(&file), synced, path.clone())),
             path,
             journal,
             file,
@@ -586,6 +587,32 @@ impl Iterator for Records<'_> {
         self.seq += 1;
         Some(item)
     }
+}
+
+/// A second handle of the log `file` at `path`, opened with `O_DSYNC` for the writer of the
+/// space ahead (see [`super::room`]). Checked to be the same file: the path is looked up again.
+fn open_synced(path: &std::path::Path, file: &File) -> Result<File, StorageError> {
+    use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+    let failed = |source| StorageError::Write {
+        path: path.to_path_buf(),
+        source,
+    };
+    let synced = OpenOptions::new()
+        .write(true)
+        .custom_flags(libc::O_DSYNC)
+        .open(path)
+        .map_err(failed)?;
+    let (a, b) = (
+        file.metadata().map_err(failed)?,
+        synced.metadata().map_err(failed)?,
+    );
+    if (a.dev(), a.ino()) != (b.dev(), b.ino()) {
+        return Err(StorageError::Backend(format!(
+            "{}: the file was replaced while it was being opened; retry",
+            path.display()
+        )));
+    }
+    Ok(synced)
 }
 
 /// Whether `path` exists.
