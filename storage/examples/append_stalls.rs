@@ -17,6 +17,9 @@ use yunquan_storage::{EmbeddedStore, Store};
 /// Records per batch and bytes per record, close to a claim batch at the HTTP peak.
 const RECORDS_PER_BATCH: usize = 7;
 const RECORD_BYTES: usize = 180;
+/// What the log adds: a 32-byte header per batch, a length and a CRC (4 bytes each) per
+/// record, and padding of the batch to 8 bytes.
+const BATCH_BYTES: usize = (32 + RECORDS_PER_BATCH * (RECORD_BYTES + 8)).next_multiple_of(8);
 
 /// Latency summary of one run.
 struct Summary {
@@ -74,7 +77,7 @@ fn main() {
     let dir = tempfile::tempdir().unwrap();
 
     // Baseline: the file's whole length written and synced before the first append.
-    let batch_bytes = RECORDS_PER_BATCH * (RECORD_BYTES + 48);
+    let batch_bytes = BATCH_BYTES;
     let raw_path = dir.path().join("raw.log");
     let raw = std::fs::File::create(&raw_path).unwrap();
     let zeros = vec![0u8; 1 << 20];

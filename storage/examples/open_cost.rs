@@ -5,11 +5,12 @@
 //! program's 14.6M residents, then claims in the small batches of a flash round).
 //!
 //! Registrations are appended in batches of 4,096 records and claims in batches of 7, each
-//! record 100 bytes. Then the store is closed and reopened, and the first call on the journal
-//! (which opens its log and scans every batch: header, body and checksums) is timed, then a
-//! read of the last 1,000 records (what recovery after a recent snapshot reads). The baseline,
-//! timed right before in the same process, is one sequential pass over the same file with a
-//! CRC-32 of every byte: the least any scan that verifies the file could cost. Both run with
+//! record 100 bytes. Then the store is closed, and reopening it with the first call on the
+//! journal (which opens its log and scans every batch: header, body and checksums) is timed,
+//! then a read of the last 1,000 records (what recovery after a recent snapshot reads). The
+//! baseline, timed right before in the same process, is one sequential pass over the same
+//! file with a CRC-32 of every byte: the least any scan that verifies the file could cost.
+//! Both run with
 //! the file in the page cache (it was just written); as root, `COLD=1` drops the cache before
 //! each and times them from the disk.
 #![allow(clippy::unwrap_used, clippy::expect_used)]

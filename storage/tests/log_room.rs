@@ -48,7 +48,7 @@ fn the_file_grows_ahead_of_the_log_without_an_append_waiting_for_it() {
     // The journal's file is created by its first append.
     let last = append(&store, 0, 1);
     let fresh = log_len(dir.path());
-    // Records of about 780 bytes on disk: 1,000 of them fill most of the first 1 MiB of
+    // Records of 760 bytes on disk: 1,000 of them fill most of the first 1 MiB of
     // room, leaving less than half a step but enough that no append has to grow the file.
     let last = append(&store, last, 1_000);
     // So only the background writer can grow it.

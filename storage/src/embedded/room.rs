@@ -54,7 +54,7 @@ pub(super) struct Room {
     /// The log file's append handle: inline steps write and `fsync` through it.
     file: Arc<File>,
     /// A second handle of the same file, opened with `O_DSYNC`: the background writer's.
-    synced: Arc<File>,
+    synced: File,
     /// The file's path, for messages.
     path: PathBuf,
     /// Bytes of the file known to be written and durable; everything past the log's end up to
@@ -77,7 +77,7 @@ impl Room {
     pub(super) fn new(file: Arc<File>, synced: File, path: PathBuf) -> Room {
         Room {
             file,
-            synced: Arc::new(synced),
+            synced,
             path,
             allocated: AtomicU64::new(0),
             writer: Mutex::new(()),
