@@ -108,8 +108,9 @@ impl HttpTarget {
     }
 }
 
-/// The server's cumulative group-commit counters (Prometheus), to say per run how many
-/// durable writes its claims took.
+/// The server's cumulative group-commit and latency counters (Prometheus), to say per
+/// run how many durable writes its claims took and how many of its claims were slow by
+/// its own clock (a tail the clients see but the server does not lies outside it).
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct JournalCounters {
     /// Journal writes (each one fsynced).
@@ -118,23 +119,51 @@ pub struct JournalCounters {
     pub events: f64,
     /// Seconds the shards spent in them.
     pub sync_s: f64,
+    /// Journal writes that took at most [`SLOW_MS`] ms.
+    pub writes_fast: f64,
+    /// Claims the gateway timed (engine call and reply, the claim histogram).
+    pub claims: f64,
+    /// Of those, claims that took at most [`SLOW_MS`] ms.
+    pub claims_fast: f64,
+    /// Claim requests the HTTP layer timed (the whole handler stack, by route).
+    pub requests: f64,
+    /// Of those, requests that took at most [`SLOW_MS`] ms.
+    pub requests_fast: f64,
 }
+
+/// What counts as slow in [`JournalCounters`], in milliseconds: the half-load p99 goal.
+/// It must be one of the server's histogram bounds (`yunquan_gateway::metrics`).
+pub const SLOW_MS: u32 = 5;
+/// [`SLOW_MS`] as the server writes it in its `le` label.
+const SLOW_LE: &str = "le=\"0.005\"";
+/// The claim route's label in the HTTP histogram.
+const CLAIM_ROUTE_LABEL: &str = "path=\"/v1/campaigns/{id}/claims\"";
 
 /// Reads [`JournalCounters`] from a `/metrics` text (absent series count as zero).
 pub fn parse_journal_counters(text: &str) -> JournalCounters {
     let mut c = JournalCounters::default();
     for line in text.lines() {
         let mut parts = line.split_whitespace();
-        let (Some(name), Some(value)) = (parts.next(), parts.next()) else {
+        let (Some(series), Some(value)) = (parts.next(), parts.next()) else {
             continue;
         };
         let Ok(v) = value.parse::<f64>() else {
             continue;
         };
+        let (name, labels) = series.split_once('{').unwrap_or((series, ""));
+        let slow_bound = labels.contains(SLOW_LE);
+        let claim_route = labels.contains(CLAIM_ROUTE_LABEL);
         match name {
             "yunquan_journal_sync_seconds_count" => c.writes = v,
             "yunquan_journal_sync_seconds_sum" => c.sync_s = v,
+            "yunquan_journal_sync_seconds_bucket" if slow_bound => c.writes_fast = v,
             "yunquan_journal_batch_events_sum" => c.events = v,
+            "yunquan_claim_duration_seconds_count" => c.claims = v,
+            "yunquan_claim_duration_seconds_bucket" if slow_bound => c.claims_fast = v,
+            "yunquan_http_request_duration_seconds_count" if claim_route => c.requests = v,
+            "yunquan_http_request_duration_seconds_bucket" if claim_route && slow_bound => {
+                c.requests_fast = v;
+            }
             _ => {}
         }
     }
@@ -260,12 +289,23 @@ mod tests {
     fn journal_counters_are_read_from_metrics_text() {
         let text = "# TYPE yunquan_journal_sync_seconds histogram\n\
             yunquan_journal_sync_seconds_bucket{le=\"0.001\"} 3\n\
+            yunquan_journal_sync_seconds_bucket{le=\"0.005\"} 98\n\
             yunquan_journal_sync_seconds_sum 0.25\n\
             yunquan_journal_sync_seconds_count 100\n\
             yunquan_journal_batch_events_sum 1200\n\
-            yunquan_journal_batch_events_count 100\n";
+            yunquan_journal_batch_events_count 100\n\
+            yunquan_claim_duration_seconds_bucket{le=\"0.005\"} 1150\n\
+            yunquan_claim_duration_seconds_count 1200\n\
+            yunquan_http_request_duration_seconds_bucket{method=\"GET\",path=\"/metrics\",le=\"0.005\"} 7\n\
+            yunquan_http_request_duration_seconds_count{method=\"GET\",path=\"/metrics\"} 9\n\
+            yunquan_http_request_duration_seconds_bucket{method=\"POST\",path=\"/v1/campaigns/{id}/claims\",le=\"0.0025\"} 1000\n\
+            yunquan_http_request_duration_seconds_bucket{method=\"POST\",path=\"/v1/campaigns/{id}/claims\",le=\"0.005\"} 1100\n\
+            yunquan_http_request_duration_seconds_count{method=\"POST\",path=\"/v1/campaigns/{id}/claims\"} 1201\n";
         let c = parse_journal_counters(text);
         assert_eq!((c.writes, c.events, c.sync_s), (100.0, 1200.0, 0.25));
+        assert_eq!(c.writes_fast, 98.0);
+        assert_eq!((c.claims, c.claims_fast), (1200.0, 1150.0));
+        assert_eq!((c.requests, c.requests_fast), (1201.0, 1100.0));
         assert_eq!(parse_journal_counters(""), JournalCounters::default());
     }
 

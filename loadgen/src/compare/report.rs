@@ -4,6 +4,7 @@
 
 use super::check::Correctness;
 use super::driver::{DriveResult, LatencyMs};
+use super::http::JournalCounters;
 use super::target::TargetInfo;
 use super::workload::WorkloadSpec;
 use serde::Serialize;
@@ -20,7 +21,8 @@ pub const POSTGRES_FACTOR_GOAL: f64 = 20.0;
 /// Goal: p99 at half of yunquan's peak, in milliseconds, at most.
 pub const P99_AT_HALF_PEAK_GOAL_MS: f64 = 5.0;
 
-/// How yunquan's group commit went during one run (from the server's metrics).
+/// How yunquan's group commit went during one run, and how many of its claims were slow
+/// by the server's own clocks (from the server's metrics).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
 pub struct JournalFigures {
     /// Durable (fsynced) journal writes.
@@ -29,16 +31,48 @@ pub struct JournalFigures {
     pub events_per_write: f64,
     /// Time of one write, on average, in milliseconds.
     pub sync_ms_mean: f64,
+    /// Journal writes that took longer than [`SLOW_MS`](super::http::SLOW_MS) ms.
+    pub writes_slow: u64,
+    /// Claim requests the server's HTTP layer timed.
+    pub requests: u64,
+    /// Of those, requests that took the server longer than [`SLOW_MS`](super::http::SLOW_MS) ms from routing to
+    /// response (a slow claim the clients saw but this did not was slow outside the
+    /// handler: in the kernel, the scheduler, or the client).
+    pub requests_slow: u64,
+    /// Claims whose engine call (mailbox, batch, durable write, reply) took longer than
+    /// [`SLOW_MS`](super::http::SLOW_MS) ms.
+    pub claims_slow: u64,
 }
 
 impl JournalFigures {
-    /// From counters read before and after a run: (writes, events, sync seconds).
-    pub fn between(before: (f64, f64, f64), after: (f64, f64, f64)) -> Option<JournalFigures> {
-        let writes = after.0 - before.0;
+    /// From counters read before and after a run.
+    pub fn between(before: JournalCounters, after: JournalCounters) -> Option<JournalFigures> {
+        let writes = after.writes - before.writes;
+        let slow =
+            |all: f64, fast: f64, all0: f64, fast0: f64| ((all - all0) - (fast - fast0)) as u64;
         (writes > 0.0).then(|| JournalFigures {
             writes: writes as u64,
-            events_per_write: (after.1 - before.1) / writes,
-            sync_ms_mean: (after.2 - before.2) * 1_000.0 / writes,
+            events_per_write: (after.events - before.events) / writes,
+            sync_ms_mean: (after.sync_s - before.sync_s) * 1_000.0 / writes,
+            writes_slow: slow(
+                after.writes,
+                after.writes_fast,
+                before.writes,
+                before.writes_fast,
+            ),
+            requests: (after.requests - before.requests) as u64,
+            requests_slow: slow(
+                after.requests,
+                after.requests_fast,
+                before.requests,
+                before.requests_fast,
+            ),
+            claims_slow: slow(
+                after.claims,
+                after.claims_fast,
+                before.claims,
+                before.claims_fast,
+            ),
         })
     }
 }
@@ -231,6 +265,7 @@ pub fn rows(targets: &[TargetInfo], runs: &[RunRecord]) -> Vec<Row> {
                             &j.iter().map(|x| x.sync_ms_mean).collect::<Vec<_>>(),
                         )
                         .median,
+                        ..JournalFigures::default()
                     })
                 },
             }

@@ -4,6 +4,7 @@
 
 use super::check::check;
 use super::driver::{DriveResult, LatencyMs};
+use super::http::JournalCounters;
 use super::report::*;
 use super::svg;
 use super::target::{StoreCounts, TargetInfo};
@@ -246,11 +247,26 @@ fn the_svg_is_well_formed_and_escapes_names() {
 
 #[test]
 fn journal_figures_are_differences_per_write() {
-    let j = JournalFigures::between((10.0, 100.0, 0.01), (110.0, 1_300.0, 0.11)).unwrap();
+    let counters = |writes, events, sync_s, fast| JournalCounters {
+        writes,
+        events,
+        sync_s,
+        writes_fast: fast,
+        claims: events,
+        claims_fast: events - 2.0 * (writes - fast),
+        requests: events + 1.0,
+        requests_fast: fast,
+    };
+    let before = counters(10.0, 100.0, 0.01, 9.0);
+    let j = JournalFigures::between(before, counters(110.0, 1_300.0, 0.11, 106.0)).unwrap();
     assert_eq!(j.writes, 100);
     assert!((j.events_per_write - 12.0).abs() < 1e-9);
     assert!((j.sync_ms_mean - 1.0).abs() < 1e-9);
-    assert!(JournalFigures::between((5.0, 0.0, 0.0), (5.0, 0.0, 0.0)).is_none());
+    // 4 - 1 slow writes; claims slow 8 - 2; requests 1,200 of which 1,200 - 97 slow.
+    assert_eq!(j.writes_slow, 3);
+    assert_eq!(j.claims_slow, 6);
+    assert_eq!((j.requests, j.requests_slow), (1_200, 1_103));
+    assert!(JournalFigures::between(before, before).is_none());
 }
 
 #[test]

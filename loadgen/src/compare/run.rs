@@ -4,7 +4,7 @@
 
 use super::check::check;
 use super::driver::{drive, RunSpec};
-use super::http::HttpTarget;
+use super::http::{HttpTarget, JournalCounters, SLOW_MS};
 use super::inprocess::InProcessTarget;
 use super::postgres::PostgresTarget;
 use super::redis::RedisTarget;
@@ -96,13 +96,10 @@ impl AnyTarget {
         }
     }
 
-    /// Group-commit counters (writes, events, sync seconds), where the target has them.
-    async fn journal(&self) -> Option<(f64, f64, f64)> {
+    /// Group-commit and latency counters, where the target has them.
+    async fn journal(&self) -> Option<JournalCounters> {
         match self {
-            AnyTarget::Http(t) => t
-                .journal_counters()
-                .await
-                .map(|c| (c.writes, c.events, c.sync_s)),
+            AnyTarget::Http(t) => t.journal_counters().await,
             _ => None,
         }
     }
@@ -188,8 +185,12 @@ fn say(record: &RunRecord) {
     );
     if let Some(j) = record.journal {
         eprintln!(
-            "    group commit: {} durable writes, {:.1} events each, {:.2} ms each",
-            j.writes, j.events_per_write, j.sync_ms_mean
+            "    group commit: {} durable writes, {:.1} events each, {:.2} ms each, {} over {SLOW_MS} ms",
+            j.writes, j.events_per_write, j.sync_ms_mean, j.writes_slow
+        );
+        eprintln!(
+            "    server's clock: {} of {} claim requests over {SLOW_MS} ms in the handler, {} in the engine",
+            j.requests_slow, j.requests, j.claims_slow
         );
     }
 }
