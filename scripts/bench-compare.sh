@@ -20,10 +20,11 @@
 #   4. runs `yunquan compare` once against all of them: every target gets the same
 #      persons, stock, order of claims and number of clients (one connection and one
 #      request in flight each, no pipelining); BENCH_REPS closed-loop runs per target,
-#      interleaved (all targets, then all again); then yunquan-http paced at fractions
-#      of its median peak for the latency-vs-offered-load curve, each rate followed by
-#      Redis without persistence at the same rate (what the machine and the load
-#      generator add by themselves);
+#      interleaved (all targets, then all again); then, with the other targets let go
+#      (connections closed, so PostgreSQL's backends exit), yunquan-http paced at
+#      fractions of its median peak for the latency-vs-offered-load curve, each rate
+#      followed by Redis without persistence at the same rate (what the machine and the
+#      load generator add by themselves);
 #   5. each run's correctness is read back from the target's own store (coupons
 #      exported by yunquan, SCARD/SMEMBERS and the counter in Redis, COUNT(*) and
 #      COUNT(DISTINCT person) and the stock row in PostgreSQL): granted must equal
