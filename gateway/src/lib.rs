@@ -123,15 +123,18 @@ pub fn router(engine: Engine, config: &GatewayConfig) -> Router {
     });
     metrics::record_in_flight_limit(admission.limit());
     // Only the API: imports and token minting are slow by nature, and few.
-    let api = overload::admit(
-        overload::limit(
-            routes::build(&state, RouteClass::Api)
-                .layer(DefaultBodyLimit::max(config.body_bytes_max)),
-            in_flight.clone(),
-            request_timeout,
-        ),
-        admission,
+    let api = overload::limit(
+        routes::build(&state, RouteClass::Api).layer(DefaultBodyLimit::max(config.body_bytes_max)),
+        in_flight.clone(),
+        request_timeout,
     );
+    // Without a latency target the adaptive limit stays at the fixed cap, which the layer
+    // above already holds: its per-request bookkeeping would buy nothing.
+    let api = if config.request_latency_ms_p90_target == 0 {
+        api
+    } else {
+        overload::admit(api, admission)
+    };
     let tokens = overload::limit(
         routes::build(&state, RouteClass::Tokens)
             .layer(DefaultBodyLimit::max(config.tokens_body_bytes_max)),
