@@ -121,7 +121,8 @@ pub struct JournalCounters {
     pub sync_s: f64,
     /// Journal writes that took at most [`SLOW_MS`] ms.
     pub writes_fast: f64,
-    /// Claims the gateway timed (engine call and reply, the claim histogram).
+    /// Claims the gateway timed: the engine call (mailbox, batch, durable write, the
+    /// shard's reply), before the answer is serialised; the claim histogram.
     pub claims: f64,
     /// Of those, claims that took at most [`SLOW_MS`] ms.
     pub claims_fast: f64,

@@ -254,18 +254,18 @@ pub fn rows(targets: &[TargetInfo], runs: &[RunRecord]) -> Vec<Row> {
                 cut_short_runs: mine.iter().filter(|r| r.seen.cut_short).count(),
                 journal: {
                     let j: Vec<JournalFigures> = mine.iter().filter_map(|r| r.journal).collect();
+                    // Every figure is the median of the runs', each taken on its own.
+                    let median = |f: fn(&JournalFigures) -> f64| {
+                        Spread::of(&j.iter().map(f).collect::<Vec<_>>()).median
+                    };
                     (!j.is_empty()).then(|| JournalFigures {
-                        writes: Spread::of(&j.iter().map(|x| x.writes as f64).collect::<Vec<_>>())
-                            .median as u64,
-                        events_per_write: Spread::of(
-                            &j.iter().map(|x| x.events_per_write).collect::<Vec<_>>(),
-                        )
-                        .median,
-                        sync_ms_mean: Spread::of(
-                            &j.iter().map(|x| x.sync_ms_mean).collect::<Vec<_>>(),
-                        )
-                        .median,
-                        ..JournalFigures::default()
+                        writes: median(|x| x.writes as f64) as u64,
+                        events_per_write: median(|x| x.events_per_write),
+                        sync_ms_mean: median(|x| x.sync_ms_mean),
+                        writes_slow: median(|x| x.writes_slow as f64) as u64,
+                        requests: median(|x| x.requests as f64) as u64,
+                        requests_slow: median(|x| x.requests_slow as f64) as u64,
+                        claims_slow: median(|x| x.claims_slow as f64) as u64,
                     })
                 },
             }

@@ -277,3 +277,38 @@ fn nice_axis_maxima() {
     assert_eq!(svg::nice_max(4.2), 5.0);
     assert_eq!(svg::nice_max(10.0), 10.0);
 }
+
+#[test]
+fn a_rows_journal_figures_are_the_medians_of_its_runs() {
+    let infos = vec![info("yunquan-http", true)];
+    let runs: Vec<RunRecord> = [
+        (100, 5, 1_000, 40, 30),
+        (300, 1, 3_000, 10, 9),
+        (200, 9, 2_000, 70, 60),
+    ]
+    .into_iter()
+    .enumerate()
+    .map(
+        |(i, (writes, writes_slow, requests, requests_slow, claims_slow))| {
+            let mut r = run("yunquan-http", i + 1, 50_000.0, 2.0, GOOD);
+            r.journal = Some(JournalFigures {
+                writes,
+                events_per_write: writes as f64 / 100.0,
+                sync_ms_mean: 0.2,
+                writes_slow,
+                requests,
+                requests_slow,
+                claims_slow,
+            });
+            r
+        },
+    )
+    .collect();
+    let j = rows(&infos, &runs)[0].journal.unwrap();
+    assert_eq!((j.writes, j.writes_slow), (200, 5));
+    assert_eq!(
+        (j.requests, j.requests_slow, j.claims_slow),
+        (2_000, 40, 30)
+    );
+    assert!((j.events_per_write - 2.0).abs() < 1e-9);
+}
