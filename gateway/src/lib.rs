@@ -18,6 +18,8 @@ mod validate;
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod bad_input_tests;
+#[cfg(test)]
+mod cap_tests;
 
 use axum::extract::{DefaultBodyLimit, FromRef};
 use axum::Router;
