@@ -163,6 +163,7 @@ pub struct Registry {
     pub campaigns: DashMap<String, Arc<CampaignEntry>>,
     /// Merchants by id.
     pub merchants: DashMap<String, Arc<Merchant>>,
-    /// Account id -> person routing key (the shard that owns the wallet).
-    pub accounts: DashMap<String, u64>,
+    /// Account id -> person routing key (the shard that owns the wallet). foldhash is
+    /// seeded per process, so account names cannot be picked to collide in advance.
+    pub accounts: DashMap<String, u64, foldhash::fast::RandomState>,
 }
