@@ -134,14 +134,18 @@ pub struct JournalCounters {
 
 /// What counts as slow in [`JournalCounters`], in milliseconds: the half-load p99 goal.
 /// It must be one of the server's histogram bounds (`yunquan_gateway::metrics`).
-pub const SLOW_MS: u32 = 5;
-/// [`SLOW_MS`] as the server writes it in its `le` label.
-const SLOW_LE: &str = "le=\"0.005\"";
+pub const SLOW_MS: f64 = super::report::P99_AT_HALF_PEAK_GOAL_MS;
+
+/// [`SLOW_MS`] as the server writes it in its `le` label (seconds).
+fn slow_le() -> String {
+    format!("le=\"{}\"", SLOW_MS / 1_000.0)
+}
 /// The claim route's label in the HTTP histogram.
 const CLAIM_ROUTE_LABEL: &str = "path=\"/v1/campaigns/{id}/claims\"";
 
 /// Reads [`JournalCounters`] from a `/metrics` text (absent series count as zero).
 pub fn parse_journal_counters(text: &str) -> JournalCounters {
+    let slow_le = slow_le();
     let mut c = JournalCounters::default();
     for line in text.lines() {
         let mut parts = line.split_whitespace();
@@ -152,7 +156,7 @@ pub fn parse_journal_counters(text: &str) -> JournalCounters {
             continue;
         };
         let (name, labels) = series.split_once('{').unwrap_or((series, ""));
-        let slow_bound = labels.contains(SLOW_LE);
+        let slow_bound = labels.contains(&slow_le);
         let claim_route = labels.contains(CLAIM_ROUTE_LABEL);
         match name {
             "yunquan_journal_sync_seconds_count" => c.writes = v,
@@ -169,6 +173,22 @@ pub fn parse_journal_counters(text: &str) -> JournalCounters {
         }
     }
     c
+}
+
+impl JournalCounters {
+    /// What was counted after `before`, field by field.
+    pub fn since(self, before: JournalCounters) -> JournalCounters {
+        JournalCounters {
+            writes: self.writes - before.writes,
+            events: self.events - before.events,
+            sync_s: self.sync_s - before.sync_s,
+            writes_fast: self.writes_fast - before.writes_fast,
+            claims: self.claims - before.claims,
+            claims_fast: self.claims_fast - before.claims_fast,
+            requests: self.requests - before.requests,
+            requests_fast: self.requests_fast - before.requests_fast,
+        }
+    }
 }
 
 impl HttpTarget {

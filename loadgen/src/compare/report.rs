@@ -47,32 +47,15 @@ pub struct JournalFigures {
 impl JournalFigures {
     /// From counters read before and after a run.
     pub fn between(before: JournalCounters, after: JournalCounters) -> Option<JournalFigures> {
-        let writes = after.writes - before.writes;
-        let slow =
-            |all: f64, fast: f64, all0: f64, fast0: f64| ((all - all0) - (fast - fast0)) as u64;
-        (writes > 0.0).then(|| JournalFigures {
-            writes: writes as u64,
-            events_per_write: (after.events - before.events) / writes,
-            sync_ms_mean: (after.sync_s - before.sync_s) * 1_000.0 / writes,
-            writes_slow: slow(
-                after.writes,
-                after.writes_fast,
-                before.writes,
-                before.writes_fast,
-            ),
-            requests: (after.requests - before.requests) as u64,
-            requests_slow: slow(
-                after.requests,
-                after.requests_fast,
-                before.requests,
-                before.requests_fast,
-            ),
-            claims_slow: slow(
-                after.claims,
-                after.claims_fast,
-                before.claims,
-                before.claims_fast,
-            ),
+        let d = after.since(before);
+        (d.writes > 0.0).then(|| JournalFigures {
+            writes: d.writes as u64,
+            events_per_write: d.events / d.writes,
+            sync_ms_mean: d.sync_s * 1_000.0 / d.writes,
+            writes_slow: (d.writes - d.writes_fast) as u64,
+            requests: d.requests as u64,
+            requests_slow: (d.requests - d.requests_fast) as u64,
+            claims_slow: (d.claims - d.claims_fast) as u64,
         })
     }
 }
