@@ -12,14 +12,16 @@ use axum::http::header::{AUTHORIZATION, CONTENT_TYPE, RETRY_AFTER};
 use axum::http::{Request, StatusCode};
 use axum::Router;
 use futures::channel::mpsc;
+use futures::stream::{self, StreamExt};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+use tokio::sync::Notify;
 use tower::ServiceExt;
 use yunquan_actors::{Engine, EngineConfig};
 
 /// 2025-06-01T12:00:00+08:00.
 const NOW_MS: i64 = 1_748_750_400_000;
-/// How long the test waits for the import to take its place before it fails.
+/// How long the test waits for the import's handler to read its body before it fails.
 const HOLD_WAIT_MS_MAX: u64 = 30_000;
 
 fn engine(dir: &std::path::Path) -> Engine {
@@ -81,29 +83,31 @@ async fn with_no_latency_target_the_fixed_cap_still_turns_api_requests_away() {
     assert_eq!(list_campaigns(&app, &token).await.0, StatusCode::OK);
 
     // An import whose body arrives in two parts, the second only when the test says so.
+    // Its first part is produced when the handler first reads the body, which it does only
+    // once the request holds its place: that is when `reading` is told.
+    let reading = Arc::new(Notify::new());
     let (body_tx, body_rx) = mpsc::unbounded::<Result<Bytes, std::io::Error>>();
-    body_tx
-        .unbounded_send(Ok(Bytes::from_static(
-            b"{\"account\":\"cap-1\",\"identity_number\":\"520101199001010011\",\"region\":\"guiyang\"}\n",
-        )))
-        .unwrap();
+    let first = {
+        let reading = Arc::clone(&reading);
+        stream::once(async move {
+            reading.notify_one();
+            Ok(Bytes::from_static(
+                b"{\"account\":\"cap-1\",\"identity_number\":\"520101199001010011\",\"region\":\"guiyang\"}\n",
+            ))
+        })
+    };
     let import = Request::post("/v1/residents/import")
         .header(AUTHORIZATION, format!("Bearer {token}"))
         .header(CONTENT_TYPE, "application/x-ndjson")
-        .body(Body::from_stream(body_rx))
+        .body(Body::from_stream(first.chain(body_rx)))
         .unwrap();
     let importing = tokio::spawn(app.clone().oneshot(import));
+    tokio::time::timeout(Duration::from_millis(HOLD_WAIT_MS_MAX), reading.notified())
+        .await
+        .expect("the import's handler reads its body");
 
-    // The import holds the only place once it is routed; until then the list may pass.
-    let deadline = Instant::now() + Duration::from_millis(HOLD_WAIT_MS_MAX);
-    let shed = loop {
-        let answer = list_campaigns(&app, &token).await;
-        if answer.0 != StatusCode::OK {
-            break answer;
-        }
-        assert!(Instant::now() < deadline, "the import never took the place");
-        tokio::task::yield_now().await;
-    };
+    // The import holds the only place: an API request is turned away at once.
+    let shed = list_campaigns(&app, &token).await;
     assert_eq!(shed.0, StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(shed.1, "overloaded");
     let retry_after: u64 = shed.2.expect("a Retry-After").parse().unwrap();
